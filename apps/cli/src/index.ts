@@ -1,1 +1,5 @@
-export {};
+export { main } from './main.js';
+export { sendCommand, messageFromFlags, UsageError, type SendFlags } from './send-command.js';
+export { demoCommand, type DemoFlags } from './demo-command.js';
+export { startLocalRedis, ensureRedisServer, freePort, findInPath, type LocalRedis } from './local-redis.js';
+export { sumMetric } from './prom-text.js';

@@ -1,1 +1,2 @@
-export {};
+export * from './worker-metrics.js';
+export { Registry } from 'prom-client';

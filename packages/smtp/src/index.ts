@@ -1,1 +1,3 @@
-export {};
+export * from './relay-config.js';
+export * from './relay-transport.js';
+export * from './compose-message.js';

@@ -1,0 +1,73 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { runWorkerFromEnv, VERSION } from '@mailroom/worker';
+import { demoCommand } from './demo-command.js';
+import { sendCommand, type SendFlags } from './send-command.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function defaultRedisUrl(): string {
+  return process.env.MAILROOM_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+}
+
+/** The `mailroom` command line. */
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('mailroom')
+    .description('Queued bulk-mail dispatcher: BullMQ on Redis, pooled SMTP, Prometheus metrics.')
+    .version(VERSION);
+
+  program
+    .command('worker')
+    .description('run a delivery worker configured from MAILROOM_* environment variables (see README)')
+    .action(async () => {
+      await runWorkerFromEnv(process.env);
+    });
+
+  program
+    .command('send')
+    .description('validate and enqueue one message; prints {"id","messageId"}')
+    .option('--json <file>', 'the message as JSON (a file path, or - for standard input)')
+    .option('--from <mailbox>', 'sender, "Name <a@b.example>" or a@b.example')
+    .option('--to <mailbox>', 'the one recipient')
+    .option('--reply-to <mailbox>', 'Reply-To')
+    .option('--subject <text>', 'subject')
+    .option('--text <text>', 'plain-text body')
+    .option('--html <html>', 'HTML body')
+    .option('--text-file <file>', 'plain-text body from a file')
+    .option('--html-file <file>', 'HTML body from a file')
+    .option('--header <line>', 'extra header "Name: value" (allowlisted names), repeatable', collect)
+    .option('--attach <file>', 'attach a file, repeatable', collect)
+    .option('--tag <tag>', 'tag, repeatable', collect)
+    .option('--redis-url <url>', 'Redis URL (default: MAILROOM_REDIS_URL, REDIS_URL or redis://127.0.0.1:6379)')
+    .option('--prefix <prefix>', 'queue key prefix (default {mailroom})')
+    .option('--max-age-seconds <n>', 'give up (expire) after this long (default 86400)')
+    .action(async (opts: Omit<SendFlags, 'redisUrl'> & { redisUrl?: string }) => {
+      process.exitCode = await sendCommand(
+        { ...opts, redisUrl: opts.redisUrl ?? defaultRedisUrl() },
+        process.stdout,
+        process.stderr,
+      );
+    });
+
+  program
+    .command('demo')
+    .description('run everything locally: Redis (private unless REDIS_URL is set), an SMTP sink, workers, a newsletter')
+    .option('--count <n>', 'recipients', positiveInt, 10_000)
+    .option('--workers <n>', 'worker processes', positiveInt, 2)
+    .option('--keep', 'keep running after the summary until Ctrl-C', false)
+    .action(async (opts: { count: number; workers: number; keep: boolean }) => {
+      const redisUrl = process.env.REDIS_URL ?? process.env.MAILROOM_REDIS_URL;
+      process.exitCode = await demoCommand(
+        { ...opts, ...(redisUrl ? { redisUrl } : {}) },
+        process.stdout,
+        process.stderr,
+      );
+    });
+
+  await program.parseAsync(argv);
+}

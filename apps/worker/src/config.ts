@@ -1,0 +1,206 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { ConfigError, type FieldIssue } from '@mailroom/core';
+import type { RelayConfig } from '@mailroom/smtp';
+import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const ms = (min: number, max: number) => int(min, max);
+
+/** Every environment variable the worker reads. README's configuration table is generated from this. */
+export const workerSettings = {
+  MAILROOM_REDIS_URL: setting(z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), {
+    default: 'redis://127.0.0.1:6379',
+    doc: 'Redis holding the queues. Use `rediss://` for TLS.',
+  }),
+  MAILROOM_QUEUE_PREFIX: setting(z.string().regex(/\{[^{}]+\}/, 'must contain a hash tag such as {mailroom}'), {
+    default: '{mailroom}',
+    doc: 'Key prefix of every queue and record; its `{hash tag}` keeps each script on one Redis Cluster slot. Producers and workers must agree.',
+  }),
+  MAILROOM_WORKER_CONCURRENCY: setting(int(1, 5000), {
+    default: '50',
+    doc: 'Messages one worker process handles at once (SMTP connections are pooled separately).',
+  }),
+  MAILROOM_RELAY_NAME: setting(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'must be 1-32 of a-z 0-9 _ -'), {
+    default: 'default',
+    doc: 'Name of the relay in logs and metric labels (never the host).',
+  }),
+  MAILROOM_SMTP_HOST: setting(z.string().min(1), { required: true, doc: 'Relay host name or IP.' }),
+  MAILROOM_SMTP_PORT: setting(int(1, 65535), { default: '587', doc: 'Relay port (587 submission, 465 implicit TLS).' }),
+  MAILROOM_SMTP_TLS: setting(z.enum(['starttls', 'tls', 'none']), {
+    default: 'starttls',
+    doc: '`starttls`: STARTTLS is required, never plaintext. `tls`: implicit TLS (port 465). `none`: no TLS, only for a sink on loopback.',
+  }),
+  MAILROOM_SMTP_USER: setting(z.string().min(1), { doc: 'AUTH user name (set together with MAILROOM_SMTP_PASS).' }),
+  MAILROOM_SMTP_PASS: setting(z.string().min(1), { doc: 'AUTH password or app password. Never logged.' }),
+  MAILROOM_SMTP_CA_FILE: setting(z.string().min(1), {
+    doc: 'PEM file of extra CA certificates to trust for the relay (private CA).',
+  }),
+  MAILROOM_SMTP_TLS_SERVERNAME: setting(z.string().min(1), {
+    doc: 'Name the relay certificate must carry, when it differs from MAILROOM_SMTP_HOST.',
+  }),
+  MAILROOM_SMTP_TLS_VERIFY: setting(booleanString, {
+    default: 'true',
+    doc: 'Verify the relay certificate. Turning it off is logged as a warning at every start.',
+  }),
+  MAILROOM_SMTP_MAX_CONNECTIONS: setting(int(1, 1000), {
+    default: '5',
+    doc: 'Pooled SMTP connections per worker process.',
+  }),
+  MAILROOM_SMTP_MAX_MESSAGES_PER_CONNECTION: setting(int(1, 1_000_000), {
+    default: '1000',
+    doc: 'Messages sent on one connection before it is replaced.',
+  }),
+  MAILROOM_SMTP_CONNECTION_TIMEOUT_MS: setting(ms(100, 300_000), {
+    default: '10000',
+    doc: 'Time to establish the TCP connection.',
+  }),
+  MAILROOM_SMTP_GREETING_TIMEOUT_MS: setting(ms(100, 300_000), {
+    default: '15000',
+    doc: 'Time to wait for the 220 greeting.',
+  }),
+  MAILROOM_SMTP_SOCKET_TIMEOUT_MS: setting(ms(100, 900_000), {
+    default: '120000',
+    doc: 'Inactivity limit on a connection; also bounds the wait for the reply to the final dot.',
+  }),
+  MAILROOM_SMTP_CLIENT_NAME: setting(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a host name'), {
+    doc: 'Host name announced in EHLO (default: the OS host name).',
+  }),
+  MAILROOM_RETRY_BASE_MS: setting(ms(1, 86_400_000), {
+    default: '30000',
+    doc: 'First retry delay after a transient failure; doubles per attempt, with jitter.',
+  }),
+  MAILROOM_RETRY_MAX_MS: setting(ms(1, 86_400_000), {
+    default: '1800000',
+    doc: 'Longest delay between two attempts.',
+  }),
+  MAILROOM_CONFIG_FAULT_PAUSE_MS: setting(ms(10, 86_400_000), {
+    default: '30000',
+    doc: 'After an AUTH, TLS or relay-denied fault the worker stops sending for this long, then probes again. Messages are delayed, not bounced.',
+  }),
+  MAILROOM_LOCK_DURATION_MS: setting(ms(1000, 600_000), {
+    default: '30000',
+    doc: 'BullMQ job lock; a worker that stops renewing it for this long is considered dead and its jobs re-run.',
+  }),
+  MAILROOM_STALLED_INTERVAL_MS: setting(ms(500, 600_000), {
+    default: '15000',
+    doc: 'How often workers look for jobs of dead workers.',
+  }),
+  MAILROOM_SHUTDOWN_TIMEOUT_MS: setting(ms(0, 3_600_000), {
+    default: '25000',
+    doc: 'On SIGTERM/SIGINT, time allowed for SMTP transactions in flight to finish before the process exits anyway.',
+  }),
+  MAILROOM_HTTP_HOST: setting(z.string().min(1), {
+    default: '127.0.0.1',
+    doc: 'Address of the /healthz, /readyz and /metrics listener.',
+  }),
+  MAILROOM_HTTP_PORT: setting(int(-1, 65535), {
+    default: '9465',
+    doc: 'Port of that listener; 0 picks a free port, -1 disables it.',
+  }),
+  MAILROOM_METRICS_TOKEN: setting(z.string().min(16, 'must be at least 16 characters'), {
+    doc: 'Bearer token required on /metrics. Required when MAILROOM_HTTP_HOST is not a loopback address.',
+  }),
+  MAILROOM_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), {
+    default: 'info',
+    doc: 'Log level. Recipient addresses appear only at `debug` and below.',
+  }),
+} as const;
+
+export type WorkerSettings = SettingsValues<typeof workerSettings>;
+
+/** The worker's configuration: validated once at start, then frozen. */
+export interface WorkerConfig {
+  readonly redisUrl: string;
+  readonly prefix: string;
+  readonly concurrency: number;
+  readonly relay: RelayConfig;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  readonly configFaultPauseMs: number;
+  readonly lockDurationMs: number;
+  readonly stalledIntervalMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly http: { readonly host: string; readonly port: number; readonly metricsToken?: string } | null;
+  readonly logLevel: string;
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+/** Reads and validates the worker's environment. Throws ConfigError naming every bad variable. */
+export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
+  const s = loadSettings(workerSettings, env);
+  const issues: FieldIssue[] = [];
+  if ((s.MAILROOM_SMTP_USER === undefined) !== (s.MAILROOM_SMTP_PASS === undefined)) {
+    issues.push({ field: 'MAILROOM_SMTP_PASS', message: 'MAILROOM_SMTP_USER and MAILROOM_SMTP_PASS are set together' });
+  }
+  if (s.MAILROOM_RETRY_MAX_MS < s.MAILROOM_RETRY_BASE_MS) {
+    issues.push({ field: 'MAILROOM_RETRY_MAX_MS', message: 'must not be below MAILROOM_RETRY_BASE_MS' });
+  }
+  if (s.MAILROOM_SMTP_TLS === 'none' && s.MAILROOM_SMTP_USER !== undefined) {
+    issues.push({ field: 'MAILROOM_SMTP_TLS', message: 'AUTH over a connection without TLS is refused: use starttls or tls' });
+  }
+  if (s.MAILROOM_HTTP_PORT >= 0 && !isLoopback(s.MAILROOM_HTTP_HOST) && s.MAILROOM_METRICS_TOKEN === undefined) {
+    issues.push({
+      field: 'MAILROOM_METRICS_TOKEN',
+      message: `is required when MAILROOM_HTTP_HOST (${s.MAILROOM_HTTP_HOST}) is not a loopback address`,
+    });
+  }
+  let ca: string | undefined;
+  if (s.MAILROOM_SMTP_CA_FILE !== undefined) {
+    try {
+      ca = readFileSync(s.MAILROOM_SMTP_CA_FILE, 'utf8');
+      if (!ca.includes('-----BEGIN CERTIFICATE-----')) {
+        issues.push({ field: 'MAILROOM_SMTP_CA_FILE', message: 'holds no PEM certificate' });
+      }
+    } catch (err) {
+      issues.push({ field: 'MAILROOM_SMTP_CA_FILE', message: `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const relay: RelayConfig = {
+    name: s.MAILROOM_RELAY_NAME,
+    host: s.MAILROOM_SMTP_HOST,
+    port: s.MAILROOM_SMTP_PORT,
+    tlsMode: s.MAILROOM_SMTP_TLS,
+    ...(s.MAILROOM_SMTP_USER !== undefined && s.MAILROOM_SMTP_PASS !== undefined
+      ? { auth: { user: s.MAILROOM_SMTP_USER, pass: s.MAILROOM_SMTP_PASS } }
+      : {}),
+    ...(ca === undefined ? {} : { ca }),
+    ...(s.MAILROOM_SMTP_TLS_SERVERNAME === undefined ? {} : { tlsServername: s.MAILROOM_SMTP_TLS_SERVERNAME }),
+    verifyCertificates: s.MAILROOM_SMTP_TLS_VERIFY,
+    maxConnections: s.MAILROOM_SMTP_MAX_CONNECTIONS,
+    maxMessagesPerConnection: s.MAILROOM_SMTP_MAX_MESSAGES_PER_CONNECTION,
+    connectionTimeoutMs: s.MAILROOM_SMTP_CONNECTION_TIMEOUT_MS,
+    greetingTimeoutMs: s.MAILROOM_SMTP_GREETING_TIMEOUT_MS,
+    socketTimeoutMs: s.MAILROOM_SMTP_SOCKET_TIMEOUT_MS,
+    ...(s.MAILROOM_SMTP_CLIENT_NAME === undefined ? {} : { clientName: s.MAILROOM_SMTP_CLIENT_NAME }),
+  };
+  return Object.freeze({
+    redisUrl: s.MAILROOM_REDIS_URL,
+    prefix: s.MAILROOM_QUEUE_PREFIX,
+    concurrency: s.MAILROOM_WORKER_CONCURRENCY,
+    relay: Object.freeze(relay),
+    retryBaseMs: s.MAILROOM_RETRY_BASE_MS,
+    retryMaxMs: s.MAILROOM_RETRY_MAX_MS,
+    configFaultPauseMs: s.MAILROOM_CONFIG_FAULT_PAUSE_MS,
+    lockDurationMs: s.MAILROOM_LOCK_DURATION_MS,
+    stalledIntervalMs: s.MAILROOM_STALLED_INTERVAL_MS,
+    shutdownTimeoutMs: s.MAILROOM_SHUTDOWN_TIMEOUT_MS,
+    http:
+      s.MAILROOM_HTTP_PORT < 0
+        ? null
+        : Object.freeze({
+            host: s.MAILROOM_HTTP_HOST,
+            port: s.MAILROOM_HTTP_PORT,
+            ...(s.MAILROOM_METRICS_TOKEN === undefined ? {} : { metricsToken: s.MAILROOM_METRICS_TOKEN }),
+          }),
+    logLevel: s.MAILROOM_LOG_LEVEL,
+  });
+}

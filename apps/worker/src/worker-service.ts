@@ -1,0 +1,178 @@
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { createWorkerMetrics, type WorkerMetrics } from '@mailroom/metrics';
+import { ContentStore, MAIL_QUEUE, type MailJobData } from '@mailroom/queue';
+import { RelayTransport } from '@mailroom/smtp';
+import type { WorkerConfig } from './config.js';
+import { startHealthServer, type HealthServer } from './health-server.js';
+import type { Logger } from './logger.js';
+import { createMailProcessor, mailBackoffStrategy, type DeliveryResult } from './mail-processor.js';
+import { RelayGate } from './relay-gate.js';
+import { VERSION } from './version.js';
+
+export interface WorkerServiceDeps {
+  logger: Logger;
+  /** Registry for this worker's metrics (default: a new one). */
+  registry?: Registry;
+}
+
+export interface WorkerService {
+  readonly worker: Worker<MailJobData, DeliveryResult>;
+  readonly metrics: WorkerMetrics;
+  readonly registry: Registry;
+  /** The /healthz, /readyz, /metrics listener, when enabled. */
+  readonly httpUrl: string | undefined;
+  /**
+   * Graceful stop: take no new jobs, let SMTP transactions in flight finish (at most `timeoutMs`, default the
+   * configured shutdown timeout; jobs still running then are left to BullMQ's stalled-job recovery), then
+   * close the SMTP pool, the listener and Redis.
+   */
+  close(timeoutMs?: number): Promise<{ drained: boolean }>;
+}
+
+const READY_CACHE_MS = 10_000;
+
+/** Wires config -> Redis -> relay pool -> BullMQ Worker -> metrics and health listener. */
+export async function startWorkerService(config: WorkerConfig, deps: WorkerServiceDeps): Promise<WorkerService> {
+  const logger = deps.logger;
+  const registry = deps.registry ?? new Registry();
+  const metrics = createWorkerMetrics({ registry, version: VERSION });
+  metrics.concurrency.set(config.concurrency);
+
+  if (!config.relay.verifyCertificates) {
+    logger.warn({ relay: config.relay.name }, 'TLS certificate verification of the relay is OFF (MAILROOM_SMTP_TLS_VERIFY=false)');
+  }
+  if (config.relay.tlsMode === 'none') {
+    logger.warn({ relay: config.relay.name }, 'relay connection without TLS (MAILROOM_SMTP_TLS=none): messages travel in the clear');
+  }
+
+  // Workers keep retrying Redis forever (BullMQ requires maxRetriesPerRequest: null for its blocking calls).
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, connectionName: 'mailroom:worker' });
+  redis.on('error', (err) => logger.warn({ err: { message: err.message } }, 'redis connection error'));
+  redis.on('ready', () => metrics.redisConnected.set(1));
+  redis.on('close', () => metrics.redisConnected.set(0));
+
+  const transport = new RelayTransport(config.relay);
+  const content = new ContentStore(redis, config.prefix);
+  const gate = new RelayGate();
+
+  const processor = createMailProcessor({
+    transport,
+    content,
+    metrics,
+    logger,
+    gate,
+    retry: { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs },
+    configFaultPauseMs: config.configFaultPauseMs,
+  });
+
+  /** Processors running now, so shutdown can wait for them with its own deadline. */
+  const active = new Set<Promise<DeliveryResult>>();
+  const worker = new Worker<MailJobData, DeliveryResult>(
+    MAIL_QUEUE,
+    (job, token) => {
+      metrics.jobsActive.inc();
+      const running = processor(job, token).finally(() => {
+        metrics.jobsActive.dec();
+        active.delete(running);
+      });
+      active.add(running);
+      return running;
+    },
+    {
+      connection: redis,
+      prefix: config.prefix,
+      concurrency: config.concurrency,
+      lockDuration: config.lockDurationMs,
+      stalledInterval: config.stalledIntervalMs,
+      maxStalledCount: 1,
+      autorun: false,
+      settings: { backoffStrategy: mailBackoffStrategy },
+    },
+  );
+  worker.on('error', (err) => logger.error({ err: { message: err.message } }, 'worker error'));
+  worker.on('failed', (job, err) => {
+    if (job && err.name !== 'TransientDeliveryError' && err.name !== 'DelayedError') {
+      logger.error({ msgId: job.id, err: { message: err.message, name: err.name } }, 'job failed');
+    }
+  });
+
+  gate.on('closed', (until) => {
+    logger.warn({ relay: config.relay.name, resumeAt: new Date(until).toISOString() }, 'relay paused');
+    void worker.pause(true);
+  });
+  gate.on('opened', () => {
+    logger.info({ relay: config.relay.name }, 'relay pause over, probing');
+    worker.resume();
+  });
+
+  let readyCache: { at: number; ok: boolean } | undefined;
+  const ready = async (): Promise<boolean> => {
+    if (redis.status !== 'ready') return false;
+    if (readyCache && Date.now() - readyCache.at < READY_CACHE_MS) return readyCache.ok;
+    let ok = true;
+    try {
+      await redis.ping();
+      await transport.verify();
+    } catch {
+      ok = false;
+    }
+    readyCache = { at: Date.now(), ok };
+    return ok;
+  };
+
+  let http: HealthServer | undefined;
+  if (config.http) {
+    http = await startHealthServer({
+      host: config.http.host,
+      port: config.http.port,
+      registry,
+      ready,
+      ...(config.http.metricsToken === undefined ? {} : { metricsToken: config.http.metricsToken }),
+    });
+  }
+
+  void worker.run().catch((err: unknown) => logger.fatal({ err }, 'worker stopped unexpectedly'));
+  await worker.waitUntilReady();
+  logger.info(
+    { relay: config.relay.name, concurrency: config.concurrency, http: http?.url, prefix: config.prefix },
+    'worker started',
+  );
+
+  let closing: Promise<{ drained: boolean }> | undefined;
+  const close = (timeoutMs = config.shutdownTimeoutMs) => {
+    closing ??= (async () => {
+      logger.info({ timeoutMs }, 'worker stopping: no new jobs, finishing messages in flight');
+      gate.dispose();
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      });
+      // Stop fetching at once, then wait for the messages in flight, bounded by the deadline
+      // (BullMQ's own close() waits without a limit).
+      await worker.pause(true);
+      const outcome = await Promise.race([
+        Promise.allSettled([...active]).then(() => 'drained' as const),
+        deadline,
+      ]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        logger.warn(
+          { active: active.size },
+          'shutdown deadline reached: jobs still running are left for stalled-job recovery',
+        );
+      }
+      await worker.close(outcome === 'timeout');
+      transport.close();
+      await http?.close();
+      redis.disconnect();
+      metrics.redisConnected.set(0);
+      logger.info({ drained: outcome === 'drained' }, 'worker stopped');
+      return { drained: outcome === 'drained' };
+    })();
+    return closing;
+  };
+
+  return { worker, metrics, registry, httpUrl: http?.url, close };
+}

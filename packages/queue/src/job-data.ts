@@ -1,0 +1,54 @@
+import type { Mailbox } from '@mailroom/core';
+
+/**
+ * A body part or attachment as carried by a job: inline when small, otherwise a reference to content stored
+ * once under its SHA-256 (so a newsletter's shared HTML or a shared attachment is stored once, not per job).
+ */
+export type PartRef = { readonly inline: string } | { readonly ref: string; readonly bytes: number };
+
+export interface AttachmentRef {
+  readonly filename: string;
+  readonly contentType: string;
+  readonly contentId?: string;
+  /** Base64 content, inline or by reference. */
+  readonly content: PartRef;
+  /** Decoded size in bytes. */
+  readonly size: number;
+}
+
+/**
+ * The data of one `send` job: what differs per message, plus references to shared content. The job id is the
+ * message id. Version 1.
+ */
+export interface MailJobData {
+  readonly v: 1;
+  /** Mailroom's message id, also the BullMQ job id. */
+  readonly id: string;
+  /** The Message-ID header, with angle brackets; the same on every attempt. */
+  readonly messageIdHeader: string;
+  /** When the message was accepted, ms since the epoch. */
+  readonly acceptedAt: number;
+  /** After this instant (ms) the message is no longer attempted and ends as expired. */
+  readonly expiresAt: number;
+  readonly from: Mailbox;
+  readonly to: Mailbox;
+  readonly replyTo?: Mailbox;
+  readonly subject: string;
+  readonly text?: PartRef;
+  readonly html?: PartRef;
+  readonly headers: readonly (readonly [string, string])[];
+  readonly attachments: readonly AttachmentRef[];
+  readonly tags: readonly string[];
+}
+
+/** Parts at or below this size (UTF-8 bytes) travel inline in the job; larger ones are stored once by hash. */
+export const INLINE_PART_MAX_BYTES = 4096;
+
+/** The references a job needs resolved before its message can be composed. */
+export function partRefs(data: MailJobData): string[] {
+  const refs: string[] = [];
+  for (const part of [data.text, data.html, ...data.attachments.map((a) => a.content)]) {
+    if (part && 'ref' in part) refs.push(part.ref);
+  }
+  return refs;
+}

@@ -1,0 +1,37 @@
+import { Queue, type DefaultJobOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { MailJobData } from './job-data.js';
+import { MAIL_QUEUE, SEND_JOB, assertPrefix } from './keys.js';
+
+/** Name of the backoff strategy that workers register (capped exponential with jitter, bounded by max age). */
+export const BACKOFF_TYPE = 'mailroom';
+
+export interface MailQueueOptions {
+  /** Key prefix with a hash tag (default `{mailroom}`). */
+  prefix: string;
+  /**
+   * Upper bound on attempts per message. Messages normally end by max age long before this; it only stops a
+   * message that fails fast forever (default 100).
+   */
+  maxAttempts?: number;
+}
+
+/** Job options shared by producers; the job id is always the message id. */
+export function mailJobOptions(maxAttempts = 100): DefaultJobOptions {
+  return {
+    attempts: maxAttempts,
+    backoff: { type: BACKOFF_TYPE },
+    // The delivery record is the source of truth; finished jobs are kept a day for inspection, then dropped.
+    removeOnComplete: { age: 24 * 3600, count: 200_000 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  };
+}
+
+export function createMailQueue(connection: Redis, options: MailQueueOptions): Queue<MailJobData, unknown, typeof SEND_JOB> {
+  assertPrefix(options.prefix);
+  return new Queue<MailJobData, unknown, typeof SEND_JOB>(MAIL_QUEUE, {
+    connection,
+    prefix: options.prefix,
+    defaultJobOptions: mailJobOptions(options.maxAttempts),
+  });
+}

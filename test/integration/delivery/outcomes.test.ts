@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startSink, type Sink } from '@mailroom/sink';
+import type { WorkerService } from '@mailroom/worker';
+import { assertNoRedisClients, assertNoResourceLeaks, snapshotResources } from '../../harness/leaks.js';
+import { startRedis, type RedisServer } from '../../harness/redis.js';
+import { jobReader, message, startTestWorker, testClient, workerEnv } from '../fixtures.js';
+
+describe('delivery outcomes: transient, permanent, expired', () => {
+  let redis: RedisServer;
+  let sink: Sink;
+  let worker: WorkerService;
+  let client: ReturnType<typeof testClient>;
+  let jobs: ReturnType<typeof jobReader>;
+  let conn: ReturnType<RedisServer['client']>;
+  let baseline: string[];
+
+  before(async () => {
+    baseline = snapshotResources();
+    redis = await startRedis();
+    sink = await startSink({});
+    worker = await startTestWorker(workerEnv(redis, sink));
+    client = testClient(redis);
+    conn = redis.client();
+    jobs = jobReader(conn);
+  });
+
+  after(async () => {
+    await worker.close();
+    await client.close();
+    await jobs.queue.close();
+    conn.disconnect();
+    await sink.close();
+    await assertNoRedisClients(redis);
+    await redis.stop();
+    await assertNoResourceLeaks(baseline);
+  });
+
+  it('retries transient failures (451 twice) and then delivers once', async () => {
+    const to = 'temp451-2-erin@example.test';
+    const receipt = await client.send(message(to));
+    const result = await jobs.finished(receipt.id);
+    assert.equal(result.outcome, 'delivered');
+    assert.equal(result.attempts, 3);
+    assert.equal(sink.attempts(to), 3, 'the relay saw three attempts');
+    const copies = sink.messages.filter((m) => m.messageId === receipt.messageId);
+    assert.equal(copies.length, 1, 'delivered exactly once');
+  });
+
+  it('retries after a 421 that closes the connection, with the same Message-ID', async () => {
+    const to = 'temp421-1-frank@example.test';
+    const receipt = await client.send(message(to));
+    const result = await jobs.finished(receipt.id);
+    assert.equal(result.outcome, 'delivered');
+    assert.equal(result.attempts, 2);
+    assert.deepEqual(
+      sink.messages.filter((m) => m.rcptTo.includes(to)).map((m) => m.messageId),
+      [receipt.messageId],
+    );
+  });
+
+  it('bounces a permanent refusal after exactly one attempt', async () => {
+    const to = 'bounce-grace@example.test';
+    const receipt = await client.send(message(to));
+    const result = await jobs.finished(receipt.id);
+    assert.equal(result.outcome, 'bounced');
+    assert.equal(result.attempts, 1);
+    assert.equal(result.responseCode, 550);
+    assert.equal(result.enhancedStatus, '5.1.1');
+    const job = await jobs.job(receipt.id);
+    assert.equal(await job?.getState(), 'completed', 'terminal: no retry is scheduled');
+    assert.equal(sink.attempts(to), 1);
+    assert.equal(sink.messages.filter((m) => m.rcptTo.includes(to)).length, 0);
+  });
+
+  it('bounces a message the relay finds too large, once', async () => {
+    const to = 'toobig-heidi@example.test';
+    const receipt = await client.send(message(to));
+    const result = await jobs.finished(receipt.id);
+    assert.equal(result.outcome, 'bounced');
+    assert.equal(result.attempts, 1);
+    assert.equal(result.responseCode, 552);
+  });
+
+  it('expires a message that keeps failing transiently past its max age', async () => {
+    const short = testClient(redis, { maxAgeMs: 1500 });
+    try {
+      const to = 'temp451-1000-ivan@example.test';
+      const receipt = await short.send(message(to));
+      const result = await jobs.finished(receipt.id, 10_000);
+      assert.equal(result.outcome, 'expired');
+      assert.ok(result.attempts >= 2, `retried before expiring (${result.attempts} attempts)`);
+      assert.equal(result.responseCode, 451);
+      assert.equal(sink.messages.filter((m) => m.rcptTo.includes(to)).length, 0);
+    } finally {
+      await short.close();
+    }
+  });
+
+  it('counts every outcome in the metrics', async () => {
+    const text = await worker.registry.metrics();
+    assert.match(text, /mailroom_messages_terminal_total\{outcome="delivered"\} 2/);
+    assert.match(text, /mailroom_messages_terminal_total\{outcome="bounced"\} 2/);
+    assert.match(text, /mailroom_messages_terminal_total\{outcome="expired"\} 1/);
+    assert.match(text, /mailroom_delivery_attempts_total\{result="deferred",reply_class="4xx"\} [3-9]/);
+    assert.match(text, /mailroom_smtp_send_duration_seconds_count\{result="delivered"\} 2/);
+  });
+});
