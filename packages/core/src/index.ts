@@ -1,1 +1,9 @@
-export {};
+export * from './errors.js';
+export * from './control-characters.js';
+export * from './address.js';
+export * from './header-names.js';
+export * from './base64.js';
+export * from './message.js';
+export * from './message-size.js';
+export * from './message-id.js';
+export * from './classify.js';
