@@ -29,7 +29,9 @@ if (process.argv[3] === '--sink') {
   const client = new MailroomClient({ redis: redis.url });
   await client.ready();
   for (let i = 0; i < count; i += 1000) {
-    await client.sendMany(Array.from({ length: Math.min(1000, count - i) }, (_, j) => demoMessage(demoReader(i + j))));
+    await client.sendMany(
+      Array.from({ length: Math.min(1000, count - i) }, (_, j) => demoMessage(demoReader(i + j))),
+    );
   }
   await client.close();
   const config = loadWorkerConfig({
@@ -51,7 +53,9 @@ if (process.argv[3] === '--sink') {
     await new Promise((r) => setTimeout(r, 50));
   }
   const seconds = (performance.now() - started) / 1000;
-  console.log(`${count} messages in ${seconds.toFixed(2)} s: ${Math.round(count / seconds)} msgs/s (1 worker process)`);
+  console.log(
+    `${count} messages in ${seconds.toFixed(2)} s: ${Math.round(count / seconds)} msgs/s (1 worker process)`,
+  );
   await worker.close();
   child.send('stop');
   await redis.stop();

@@ -16,7 +16,11 @@ import type { RedisServer } from '../harness/redis.js';
 import { waitFor } from '../harness/wait-for.js';
 
 /** Worker environment for tests: fast retries, short locks, no HTTP listener unless asked. */
-export function workerEnv(redis: RedisServer, sink: Sink, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+export function workerEnv(
+  redis: RedisServer,
+  sink: Sink,
+  extra: Record<string, string> = {},
+): NodeJS.ProcessEnv {
   return {
     MAILROOM_REDIS_URL: redis.url,
     MAILROOM_SMTP_HOST: '127.0.0.1',
@@ -54,7 +58,10 @@ export async function startTestWorker(env: NodeJS.ProcessEnv, logger?: Logger): 
   return startWorkerService(loadWorkerConfig(env), { logger: logger ?? createLogger('silent') });
 }
 
-export function testClient(redis: RedisServer, options: { maxMessageBytes?: number; maxAgeMs?: number } = {}) {
+export function testClient(
+  redis: RedisServer,
+  options: { maxMessageBytes?: number; maxAgeMs?: number } = {},
+) {
   return new MailroomClient({ redis: redis.url, ...options });
 }
 

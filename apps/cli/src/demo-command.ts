@@ -35,13 +35,17 @@ interface Progress {
 function progress(label: string, out: NodeJS.WriteStream): Progress {
   if (out.isTTY) {
     const bar = new SingleBar(
-      { format: `${label.padEnd(10)} [{bar}] {percentage}% | {value}/{total} | {rate} msgs/s`, hideCursor: true },
+      {
+        format: `${label.padEnd(10)} [{bar}] {percentage}% | {value}/{total} | {rate} msgs/s`,
+        hideCursor: true,
+      },
       Presets.shades_classic,
     );
     const started = Date.now();
     return {
       start: (total) => bar.start(total, 0, { rate: 0 }),
-      update: (value) => bar.update(value, { rate: Math.round(value / Math.max(0.001, (Date.now() - started) / 1000)) }),
+      update: (value) =>
+        bar.update(value, { rate: Math.round(value / Math.max(0.001, (Date.now() - started) / 1000)) }),
       stop: () => bar.stop(),
     };
   }
@@ -83,7 +87,11 @@ async function waitForHttp(url: string, child: ChildProcess, timeoutMs: number):
  * SMTP sink, N worker processes, a personalized newsletter to `count` recipients, a progress bar, a summary,
  * then everything it started is stopped.
  */
-export async function demoCommand(flags: DemoFlags, out: NodeJS.WriteStream, err: NodeJS.WriteStream): Promise<number> {
+export async function demoCommand(
+  flags: DemoFlags,
+  out: NodeJS.WriteStream,
+  err: NodeJS.WriteStream,
+): Promise<number> {
   const cleanups: (() => Promise<void> | void)[] = [];
   const say = (line: string) => out.write(`${line}\n`);
   const cleanup = async () => {
@@ -184,7 +192,8 @@ export async function demoCommand(flags: DemoFlags, out: NodeJS.WriteStream, err
     queued.start(flags.count);
     for (let i = 0; i < flags.count; i += ENQUEUE_CHUNK) {
       const batch = [];
-      for (let j = i; j < Math.min(flags.count, i + ENQUEUE_CHUNK); j += 1) batch.push(demoMessage(demoReader(j)));
+      for (let j = i; j < Math.min(flags.count, i + ENQUEUE_CHUNK); j += 1)
+        batch.push(demoMessage(demoReader(j)));
       await client.sendMany(batch);
       queued.update(Math.min(flags.count, i + ENQUEUE_CHUNK));
     }
@@ -196,7 +205,8 @@ export async function demoCommand(flags: DemoFlags, out: NodeJS.WriteStream, err
     finished.start(flags.count);
     let done = 0;
     while (done < flags.count) {
-      if (Date.now() - started > DELIVERY_TIMEOUT_MS) throw new Error('delivery did not finish within 10 minutes');
+      if (Date.now() - started > DELIVERY_TIMEOUT_MS)
+        throw new Error('delivery did not finish within 10 minutes');
       const counts = await queue.getJobCounts('completed', 'failed');
       done = (counts.completed ?? 0) + (counts.failed ?? 0);
       finished.update(done);
@@ -220,7 +230,9 @@ export async function demoCommand(flags: DemoFlags, out: NodeJS.WriteStream, err
     say(`  bounced        ${bounced}`);
     say(`  expired        ${expired}`);
     say(`  sink received  ${sink.messages.length}`);
-    say(`  enqueue        ${((enqueuedAt - started) / 1000).toFixed(2)} s (${Math.round(flags.count / Math.max(0.001, (enqueuedAt - started) / 1000))} msgs/s)`);
+    say(
+      `  enqueue        ${((enqueuedAt - started) / 1000).toFixed(2)} s (${Math.round(flags.count / Math.max(0.001, (enqueuedAt - started) / 1000))} msgs/s)`,
+    );
     say(`  end to end     ${seconds.toFixed(2)} s (${Math.round(flags.count / seconds)} msgs/s)`);
     say(`  metrics        ${workers.map((w) => w.metricsUrl).join(' ')}`);
     const ok = delivered === flags.count && sink.messages.length === flags.count;

@@ -2,10 +2,19 @@
 
 const ARTICLES = [
   ['Queues that survive restarts', 'Every accepted message is in Redis before the producer hears "yes".'],
-  ['Pooled SMTP, verified TLS', 'Connections are reused, and certificates are checked unless you say otherwise.'],
-  ['Retries that back off', 'Transient failures wait longer each time, with jitter, until the message expires.'],
+  [
+    'Pooled SMTP, verified TLS',
+    'Connections are reused, and certificates are checked unless you say otherwise.',
+  ],
+  [
+    'Retries that back off',
+    'Transient failures wait longer each time, with jitter, until the message expires.',
+  ],
   ['Bounces that stop at once', 'A permanent refusal ends the message after one attempt, never retried.'],
-  ['Metrics you can alert on', 'Delivered, deferred and bounced counts with bounded labels, ready for Prometheus.'],
+  [
+    'Metrics you can alert on',
+    'Delivered, deferred and bounced counts with bounded labels, ready for Prometheus.',
+  ],
 ];
 
 export const DEMO_HTML = `<!doctype html>

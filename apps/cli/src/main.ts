@@ -43,7 +43,10 @@ export async function main(argv: string[]): Promise<void> {
     .option('--header <line>', 'extra header "Name: value" (allowlisted names), repeatable', collect)
     .option('--attach <file>', 'attach a file, repeatable', collect)
     .option('--tag <tag>', 'tag, repeatable', collect)
-    .option('--redis-url <url>', 'Redis URL (default: MAILROOM_REDIS_URL, REDIS_URL or redis://127.0.0.1:6379)')
+    .option(
+      '--redis-url <url>',
+      'Redis URL (default: MAILROOM_REDIS_URL, REDIS_URL or redis://127.0.0.1:6379)',
+    )
     .option('--prefix <prefix>', 'queue key prefix (default {mailroom})')
     .option('--max-age-seconds <n>', 'give up (expire) after this long (default 86400)')
     .action(async (opts: Omit<SendFlags, 'redisUrl'> & { redisUrl?: string }) => {
@@ -56,7 +59,9 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('demo')
-    .description('run everything locally: Redis (private unless REDIS_URL is set), an SMTP sink, workers, a newsletter')
+    .description(
+      'run everything locally: Redis (private unless REDIS_URL is set), an SMTP sink, workers, a newsletter',
+    )
     .option('--count <n>', 'recipients', positiveInt, 10_000)
     .option('--workers <n>', 'worker processes', positiveInt, 2)
     .option('--keep', 'keep running after the summary until Ctrl-C', false)

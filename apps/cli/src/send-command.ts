@@ -55,7 +55,9 @@ export function messageFromFlags(flags: SendFlags): unknown {
     try {
       content = readFileSync(path);
     } catch (err) {
-      throw new UsageError(`--attach: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new UsageError(
+        `--attach: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     return { filename: basename(path), content: content.toString('base64') };
   });
@@ -75,7 +77,11 @@ export function messageFromFlags(flags: SendFlags): unknown {
 }
 
 /** `mailroom send`: validate, enqueue, print the receipt as JSON. Exit 2 for bad input, naming each field. */
-export async function sendCommand(flags: SendFlags, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+export async function sendCommand(
+  flags: SendFlags,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<number> {
   let input: unknown;
   try {
     input = messageFromFlags(flags);

@@ -14,25 +14,36 @@ export const workerSettings = {
     default: 'redis://127.0.0.1:6379',
     doc: 'Redis holding the queues. Use `rediss://` for TLS.',
   }),
-  MAILROOM_QUEUE_PREFIX: setting(z.string().regex(/\{[^{}]+\}/, 'must contain a hash tag such as {mailroom}'), {
-    default: '{mailroom}',
-    doc: 'Key prefix of every queue and record; its `{hash tag}` keeps each script on one Redis Cluster slot. Producers and workers must agree.',
-  }),
+  MAILROOM_QUEUE_PREFIX: setting(
+    z.string().regex(/\{[^{}]+\}/, 'must contain a hash tag such as {mailroom}'),
+    {
+      default: '{mailroom}',
+      doc: 'Key prefix of every queue and record; its `{hash tag}` keeps each script on one Redis Cluster slot. Producers and workers must agree.',
+    },
+  ),
   MAILROOM_WORKER_CONCURRENCY: setting(int(1, 5000), {
     default: '50',
     doc: 'Messages one worker process handles at once (SMTP connections are pooled separately).',
   }),
-  MAILROOM_RELAY_NAME: setting(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'must be 1-32 of a-z 0-9 _ -'), {
-    default: 'default',
-    doc: 'Name of the relay in logs and metric labels (never the host).',
-  }),
+  MAILROOM_RELAY_NAME: setting(
+    z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'must be 1-32 of a-z 0-9 _ -'),
+    {
+      default: 'default',
+      doc: 'Name of the relay in logs and metric labels (never the host).',
+    },
+  ),
   MAILROOM_SMTP_HOST: setting(z.string().min(1), { required: true, doc: 'Relay host name or IP.' }),
-  MAILROOM_SMTP_PORT: setting(int(1, 65535), { default: '587', doc: 'Relay port (587 submission, 465 implicit TLS).' }),
+  MAILROOM_SMTP_PORT: setting(int(1, 65535), {
+    default: '587',
+    doc: 'Relay port (587 submission, 465 implicit TLS).',
+  }),
   MAILROOM_SMTP_TLS: setting(z.enum(['starttls', 'tls', 'none']), {
     default: 'starttls',
     doc: '`starttls`: STARTTLS is required, never plaintext. `tls`: implicit TLS (port 465). `none`: no TLS, only for a sink on loopback.',
   }),
-  MAILROOM_SMTP_USER: setting(z.string().min(1), { doc: 'AUTH user name (set together with MAILROOM_SMTP_PASS).' }),
+  MAILROOM_SMTP_USER: setting(z.string().min(1), {
+    doc: 'AUTH user name (set together with MAILROOM_SMTP_PASS).',
+  }),
   MAILROOM_SMTP_PASS: setting(z.string().min(1), { doc: 'AUTH password or app password. Never logged.' }),
   MAILROOM_SMTP_CA_FILE: setting(z.string().min(1), {
     doc: 'PEM file of extra CA certificates to trust for the relay (private CA).',
@@ -137,15 +148,25 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
   const s = loadSettings(workerSettings, env);
   const issues: FieldIssue[] = [];
   if ((s.MAILROOM_SMTP_USER === undefined) !== (s.MAILROOM_SMTP_PASS === undefined)) {
-    issues.push({ field: 'MAILROOM_SMTP_PASS', message: 'MAILROOM_SMTP_USER and MAILROOM_SMTP_PASS are set together' });
+    issues.push({
+      field: 'MAILROOM_SMTP_PASS',
+      message: 'MAILROOM_SMTP_USER and MAILROOM_SMTP_PASS are set together',
+    });
   }
   if (s.MAILROOM_RETRY_MAX_MS < s.MAILROOM_RETRY_BASE_MS) {
     issues.push({ field: 'MAILROOM_RETRY_MAX_MS', message: 'must not be below MAILROOM_RETRY_BASE_MS' });
   }
   if (s.MAILROOM_SMTP_TLS === 'none' && s.MAILROOM_SMTP_USER !== undefined) {
-    issues.push({ field: 'MAILROOM_SMTP_TLS', message: 'AUTH over a connection without TLS is refused: use starttls or tls' });
+    issues.push({
+      field: 'MAILROOM_SMTP_TLS',
+      message: 'AUTH over a connection without TLS is refused: use starttls or tls',
+    });
   }
-  if (s.MAILROOM_HTTP_PORT >= 0 && !isLoopback(s.MAILROOM_HTTP_HOST) && s.MAILROOM_METRICS_TOKEN === undefined) {
+  if (
+    s.MAILROOM_HTTP_PORT >= 0 &&
+    !isLoopback(s.MAILROOM_HTTP_HOST) &&
+    s.MAILROOM_METRICS_TOKEN === undefined
+  ) {
     issues.push({
       field: 'MAILROOM_METRICS_TOKEN',
       message: `is required when MAILROOM_HTTP_HOST (${s.MAILROOM_HTTP_HOST}) is not a loopback address`,
@@ -159,7 +180,10 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
         issues.push({ field: 'MAILROOM_SMTP_CA_FILE', message: 'holds no PEM certificate' });
       }
     } catch (err) {
-      issues.push({ field: 'MAILROOM_SMTP_CA_FILE', message: `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
+      issues.push({
+        field: 'MAILROOM_SMTP_CA_FILE',
+        message: `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      });
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);
@@ -173,7 +197,9 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
       ? { auth: { user: s.MAILROOM_SMTP_USER, pass: s.MAILROOM_SMTP_PASS } }
       : {}),
     ...(ca === undefined ? {} : { ca }),
-    ...(s.MAILROOM_SMTP_TLS_SERVERNAME === undefined ? {} : { tlsServername: s.MAILROOM_SMTP_TLS_SERVERNAME }),
+    ...(s.MAILROOM_SMTP_TLS_SERVERNAME === undefined
+      ? {}
+      : { tlsServername: s.MAILROOM_SMTP_TLS_SERVERNAME }),
     verifyCertificates: s.MAILROOM_SMTP_TLS_VERIFY,
     maxConnections: s.MAILROOM_SMTP_MAX_CONNECTIONS,
     maxMessagesPerConnection: s.MAILROOM_SMTP_MAX_MESSAGES_PER_CONNECTION,

@@ -45,7 +45,10 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
       return;
     }
     if (path === '/metrics') {
-      if (options.metricsToken !== undefined && !tokenMatches(req.headers.authorization, options.metricsToken)) {
+      if (
+        options.metricsToken !== undefined &&
+        !tokenMatches(req.headers.authorization, options.metricsToken)
+      ) {
         res.setHeader('www-authenticate', 'Bearer');
         return reply(401, 'unauthorized\n');
       }

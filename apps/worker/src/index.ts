@@ -2,7 +2,12 @@ export { loadWorkerConfig, workerSettings, type WorkerConfig } from './config.js
 export { settingsTable, loadSettings, setting, booleanString, type SettingsSpec } from './settings.js';
 export { createLogger, REDACT_PATHS, type Logger } from './logger.js';
 export { startWorkerService, type WorkerService, type WorkerServiceDeps } from './worker-service.js';
-export { createMailProcessor, mailBackoffStrategy, TransientDeliveryError, type DeliveryResult } from './mail-processor.js';
+export {
+  createMailProcessor,
+  mailBackoffStrategy,
+  TransientDeliveryError,
+  type DeliveryResult,
+} from './mail-processor.js';
 export { retryDelayMs, nextAttemptDelayMs } from './retry-policy.js';
 export { runWorkerFromEnv } from './main.js';
 export { VERSION } from './version.js';

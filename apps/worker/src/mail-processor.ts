@@ -1,7 +1,13 @@
 import { DelayedError, type Job } from 'bullmq';
 import { classifySmtpOutcome, type Classification } from '@mailroom/core';
 import type { WorkerMetrics, AttemptResult, TerminalOutcome } from '@mailroom/metrics';
-import { ContentMissingError, partRefs, resolvePart, type ContentStore, type MailJobData } from '@mailroom/queue';
+import {
+  ContentMissingError,
+  partRefs,
+  resolvePart,
+  type ContentStore,
+  type MailJobData,
+} from '@mailroom/queue';
 import { SmtpSendError, composeMessage, type RelayTransport } from '@mailroom/smtp';
 import type { Logger } from './logger.js';
 import type { RelayGate } from './relay-gate.js';
@@ -42,7 +48,11 @@ export interface MailProcessorDeps {
   readonly configFaultPauseMs: number;
 }
 
-const CONFIG_FAULT_KIND: Record<string, 'auth' | 'tls' | 'dns' | 'policy'> = { auth: 'auth', tls: 'tls', dns: 'dns' };
+const CONFIG_FAULT_KIND: Record<string, 'auth' | 'tls' | 'dns' | 'policy'> = {
+  auth: 'auth',
+  tls: 'tls',
+  dns: 'dns',
+};
 
 /**
  * The job processor: one message, one SMTP transaction. Outcomes:
@@ -81,7 +91,12 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     const data = job.data;
     const attempt = job.attemptsMade + 1;
     if (Date.now() >= data.expiresAt) {
-      return finish(job, { outcome: 'expired', attempts: job.attemptsMade, at: Date.now(), reason: 'max_age' });
+      return finish(job, {
+        outcome: 'expired',
+        attempts: job.attemptsMade,
+        at: Date.now(),
+        reason: 'max_age',
+      });
     }
     if (gate.isClosed()) return holdForGate(job, token);
 
@@ -107,7 +122,12 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     } catch (err) {
       if (err instanceof ContentMissingError) {
         logger.error({ msgId: data.id, err }, 'message content is missing');
-        return finish(job, { outcome: 'failed', attempts: job.attemptsMade, at: Date.now(), reason: 'content_missing' });
+        return finish(job, {
+          outcome: 'failed',
+          attempts: job.attemptsMade,
+          at: Date.now(),
+          reason: 'content_missing',
+        });
       }
       throw err;
     }
@@ -116,7 +136,10 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     try {
       const accepted = await transport.send({ from: data.from.address, to: data.to.address }, raw);
       recordAttempt('delivered', '2xx', started);
-      logger.debug({ msgId: data.id, rcpt: data.to.address, response: accepted.response }, 'relay accepted message');
+      logger.debug(
+        { msgId: data.id, rcpt: data.to.address, response: accepted.response },
+        'relay accepted message',
+      );
       return finish(job, {
         outcome: 'delivered',
         attempts: attempt,
@@ -141,12 +164,17 @@ export function createMailProcessor(deps: MailProcessorDeps) {
         case 'delivered':
         case 'permanent': {
           recordAttempt('bounced', c.replyClass, started);
-          logger.debug({ ...facts, rcpt: data.to.address, response: err.observation.response }, 'relay refused message');
+          logger.debug(
+            { ...facts, rcpt: data.to.address, response: err.observation.response },
+            'relay refused message',
+          );
           return finish(job, {
             outcome: 'bounced',
             attempts: attempt,
             at: Date.now(),
-            ...(err.observation.responseCode === undefined ? {} : { responseCode: err.observation.responseCode }),
+            ...(err.observation.responseCode === undefined
+              ? {}
+              : { responseCode: err.observation.responseCode }),
             ...(c.enhancedStatus === undefined ? {} : { enhancedStatus: c.enhancedStatus }),
             ...(err.observation.response === undefined ? {} : { response: err.observation.response }),
             reason: c.reason,
@@ -165,13 +193,18 @@ export function createMailProcessor(deps: MailProcessorDeps) {
           const result: AttemptResult = c.replyClass === '4xx' ? 'deferred' : 'error';
           recordAttempt(result, c.replyClass, started);
           const maxAttempts = job.opts.attempts ?? 1;
-          const delay = attempt >= maxAttempts ? null : nextAttemptDelayMs(attempt, data.expiresAt, Date.now(), deps.retry);
+          const delay =
+            attempt >= maxAttempts
+              ? null
+              : nextAttemptDelayMs(attempt, data.expiresAt, Date.now(), deps.retry);
           if (delay === null) {
             return finish(job, {
               outcome: 'expired',
               attempts: attempt,
               at: Date.now(),
-              ...(err.observation.responseCode === undefined ? {} : { responseCode: err.observation.responseCode }),
+              ...(err.observation.responseCode === undefined
+                ? {}
+                : { responseCode: err.observation.responseCode }),
               ...(c.enhancedStatus === undefined ? {} : { enhancedStatus: c.enhancedStatus }),
               ...(err.observation.response === undefined ? {} : { response: err.observation.response }),
               reason: attempt >= maxAttempts ? 'max_attempts' : 'max_age',

@@ -13,7 +13,11 @@ export const MIN_RETRY_WINDOW_MS = 1000;
  * messages that failed together spread out instead of coming back as one burst.
  * attempt 1 -> base, 2 -> 2 x base, ... capped at maxMs.
  */
-export function retryDelayMs(attemptsMade: number, options: RetryPolicyOptions, random: () => number = Math.random): number {
+export function retryDelayMs(
+  attemptsMade: number,
+  options: RetryPolicyOptions,
+  random: () => number = Math.random,
+): number {
   const exponent = Math.max(0, attemptsMade - 1);
   const full = Math.min(options.maxMs, options.baseMs * 2 ** Math.min(exponent, 40));
   return Math.round(full / 2 + (random() * full) / 2);

@@ -39,7 +39,8 @@ export function loadSettings<S extends SettingsSpec>(spec: S, env: NodeJS.Proces
     const parsed = s.schema.safeParse(input);
     if (parsed.success) values[name] = parsed.data;
     else {
-      for (const issue of parsed.error.issues) issues.push({ field: name, message: describeIssue(issue, input) });
+      for (const issue of parsed.error.issues)
+        issues.push({ field: name, message: describeIssue(issue, input) });
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);

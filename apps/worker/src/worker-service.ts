@@ -34,17 +34,26 @@ export interface WorkerService {
 const READY_CACHE_MS = 10_000;
 
 /** Wires config -> Redis -> relay pool -> BullMQ Worker -> metrics and health listener. */
-export async function startWorkerService(config: WorkerConfig, deps: WorkerServiceDeps): Promise<WorkerService> {
+export async function startWorkerService(
+  config: WorkerConfig,
+  deps: WorkerServiceDeps,
+): Promise<WorkerService> {
   const logger = deps.logger;
   const registry = deps.registry ?? new Registry();
   const metrics = createWorkerMetrics({ registry, version: VERSION });
   metrics.concurrency.set(config.concurrency);
 
   if (!config.relay.verifyCertificates) {
-    logger.warn({ relay: config.relay.name }, 'TLS certificate verification of the relay is OFF (MAILROOM_SMTP_TLS_VERIFY=false)');
+    logger.warn(
+      { relay: config.relay.name },
+      'TLS certificate verification of the relay is OFF (MAILROOM_SMTP_TLS_VERIFY=false)',
+    );
   }
   if (config.relay.tlsMode === 'none') {
-    logger.warn({ relay: config.relay.name }, 'relay connection without TLS (MAILROOM_SMTP_TLS=none): messages travel in the clear');
+    logger.warn(
+      { relay: config.relay.name },
+      'relay connection without TLS (MAILROOM_SMTP_TLS=none): messages travel in the clear',
+    );
   }
 
   // Workers keep retrying Redis forever (BullMQ requires maxRetriesPerRequest: null for its blocking calls).
@@ -100,11 +109,11 @@ export async function startWorkerService(config: WorkerConfig, deps: WorkerServi
 
   gate.on('closed', (until) => {
     logger.warn({ relay: config.relay.name, resumeAt: new Date(until).toISOString() }, 'relay paused');
-    void worker.pause(true);
+    worker.pause(true).catch((err: unknown) => logger.error({ err }, 'could not pause the worker'));
   });
   gate.on('opened', () => {
     logger.info({ relay: config.relay.name }, 'relay pause over, probing');
-    worker.resume();
+    worker.resume().catch((err: unknown) => logger.error({ err }, 'could not resume the worker'));
   });
 
   let readyCache: { at: number; ok: boolean } | undefined;

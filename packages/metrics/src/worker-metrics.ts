@@ -17,7 +17,17 @@ export const ATTEMPT_RESULTS = ['delivered', 'deferred', 'bounced', 'error', 'pa
 export type AttemptResult = (typeof ATTEMPT_RESULTS)[number];
 
 /** Reply classes (reliability.md 6.4): SMTP reply families and the kinds of failure without a reply. */
-export const REPLY_CLASSES = ['2xx', '4xx', '5xx', 'net', 'tls', 'auth', 'dns', 'timeout', 'ambiguous'] as const;
+export const REPLY_CLASSES = [
+  '2xx',
+  '4xx',
+  '5xx',
+  'net',
+  'tls',
+  'auth',
+  'dns',
+  'timeout',
+  'ambiguous',
+] as const;
 export type ReplyClassLabel = (typeof REPLY_CLASSES)[number];
 
 export interface WorkerMetricsOptions {

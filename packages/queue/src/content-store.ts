@@ -72,7 +72,13 @@ export class ContentStore {
   async store(parts: ReadonlyMap<string, string>, ttlSeconds: number): Promise<void> {
     if (parts.size === 0) return;
     const keys = [...parts.keys()].map((ref) => this.keys.content(ref));
-    await this.redis.eval(STORE_CONTENT_LUA, keys.length, ...keys, String(Math.ceil(ttlSeconds)), ...parts.values());
+    await this.redis.eval(
+      STORE_CONTENT_LUA,
+      keys.length,
+      ...keys,
+      String(Math.ceil(ttlSeconds)),
+      ...parts.values(),
+    );
   }
 
   /** Resolves references, from memory when possible, else with one MGET. */

@@ -1,7 +1,7 @@
 import { Queue, type DefaultJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { MailJobData } from './job-data.js';
-import { MAIL_QUEUE, SEND_JOB, assertPrefix } from './keys.js';
+import { MAIL_QUEUE, assertPrefix, type SEND_JOB } from './keys.js';
 
 /** Name of the backoff strategy that workers register (capped exponential with jitter, bounded by max age). */
 export const BACKOFF_TYPE = 'mailroom';
@@ -27,7 +27,10 @@ export function mailJobOptions(maxAttempts = 100): DefaultJobOptions {
   };
 }
 
-export function createMailQueue(connection: Redis, options: MailQueueOptions): Queue<MailJobData, unknown, typeof SEND_JOB> {
+export function createMailQueue(
+  connection: Redis,
+  options: MailQueueOptions,
+): Queue<MailJobData, unknown, typeof SEND_JOB> {
   assertPrefix(options.prefix);
   return new Queue<MailJobData, unknown, typeof SEND_JOB>(MAIL_QUEUE, {
     connection,

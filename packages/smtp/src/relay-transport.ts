@@ -87,7 +87,10 @@ export class RelayTransport {
   async send(envelope: { from: string; to: string }, raw: Buffer): Promise<RelayAcceptance> {
     this.inFlight += 1;
     try {
-      const info = await this.transport.sendMail({ envelope: { from: envelope.from, to: [envelope.to] }, raw });
+      const info = await this.transport.sendMail({
+        envelope: { from: envelope.from, to: [envelope.to] },
+        raw,
+      });
       if (info.rejected.length > 0 || info.accepted.length !== 1) {
         throw new SmtpSendError({ message: 'relay did not accept the recipient', response: info.response });
       }

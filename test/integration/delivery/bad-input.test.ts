@@ -35,13 +35,43 @@ const CASES: { name: string; input: Record<string, unknown>; field: string }[] =
   { name: 'two recipients in one field', input: message('a@example.test, b@example.test'), field: 'to' },
   { name: 'quoted local part with @', input: message('"x@evil.test y"@example.test'), field: 'to' },
   { name: 'local part over 64 octets', input: message(`${'a'.repeat(65)}@example.test`), field: 'to' },
-  { name: 'address over 254 octets', input: message(`${'a'.repeat(64)}@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}.test`), field: 'to' },
-  { name: 'CRLF in the subject', input: message('a@example.test', { subject: 'Hi\r\nBcc: victim@example.test' }), field: 'subject' },
-  { name: 'LF in a display name', input: message('a@example.test', { from: { name: 'Eve\nBcc: x@y.test', address: 'eve@example.test' } }), field: 'from' },
-  { name: 'NUL in a header value', input: message('a@example.test', { headers: { 'X-Campaign': 'a\u0000b' } }), field: 'headers.X-Campaign' },
-  { name: 'structural header', input: message('a@example.test', { headers: { Bcc: 'x@example.test' } }), field: 'headers.Bcc' },
-  { name: 'attachment by path', input: message('a@example.test', { attachments: [{ filename: 'p.txt', path: '/etc/passwd', content: '' }] }), field: 'attachments[0]' },
-  { name: 'oversized message', input: message('a@example.test', { text: 'x'.repeat(300_000) }), field: '(message)' },
+  {
+    name: 'address over 254 octets',
+    input: message(`${'a'.repeat(64)}@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}.test`),
+    field: 'to',
+  },
+  {
+    name: 'CRLF in the subject',
+    input: message('a@example.test', { subject: 'Hi\r\nBcc: victim@example.test' }),
+    field: 'subject',
+  },
+  {
+    name: 'LF in a display name',
+    input: message('a@example.test', { from: { name: 'Eve\nBcc: x@y.test', address: 'eve@example.test' } }),
+    field: 'from',
+  },
+  {
+    name: 'NUL in a header value',
+    input: message('a@example.test', { headers: { 'X-Campaign': 'a\u0000b' } }),
+    field: 'headers.X-Campaign',
+  },
+  {
+    name: 'structural header',
+    input: message('a@example.test', { headers: { Bcc: 'x@example.test' } }),
+    field: 'headers.Bcc',
+  },
+  {
+    name: 'attachment by path',
+    input: message('a@example.test', {
+      attachments: [{ filename: 'p.txt', path: '/etc/passwd', content: '' }],
+    }),
+    field: 'attachments[0]',
+  },
+  {
+    name: 'oversized message',
+    input: message('a@example.test', { text: 'x'.repeat(300_000) }),
+    field: '(message)',
+  },
 ];
 
 describe('bad input is refused, naming the field, and nothing is queued', () => {
@@ -87,7 +117,11 @@ describe('bad input is refused, naming the field, and nothing is queued', () => 
       await conn.flushdb();
       await client.ready();
       await assert.rejects(
-        client.sendMany([message('ok@example.test'), message('bad@@example.test'), message('ok2@example.test')]),
+        client.sendMany([
+          message('ok@example.test'),
+          message('bad@@example.test'),
+          message('ok2@example.test'),
+        ]),
         (err: unknown) => err instanceof ValidationError && err.issues.some((i) => i.field === '[1].to'),
       );
       assert.deepEqual(await messageKeys(conn), []);

@@ -60,7 +60,11 @@ describe('SIGTERM during a run (a deploy)', () => {
       const exits = await Promise.all(first.map((w) => w.exited));
       const stopSeconds = (Date.now() - signalledAt) / 1000;
       for (const [i, exit] of exits.entries()) {
-        assert.equal(exit.code, 0, `worker ${i} drained and exited cleanly:\n${first[i]!.output().slice(-2000)}`);
+        assert.equal(
+          exit.code,
+          0,
+          `worker ${i} drained and exited cleanly:\n${first[i]!.output().slice(-2000)}`,
+        );
         assert.match(first[i]!.output(), /"drained":true/);
       }
       assert.ok(stopSeconds < 10, `workers stopped within the shutdown deadline (${stopSeconds}s)`);
@@ -70,16 +74,17 @@ describe('SIGTERM during a run (a deploy)', () => {
       assert.equal(counts.active, 0, 'no job was left half-done (none will stall)');
 
       const second = startWorkers(2);
-      await waitFor(
-        async () => ((await jobs.queue.getJobCounts('completed')).completed ?? 0) === TOTAL,
-        { timeoutMs: 60_000, what: `all ${TOTAL} messages to finish` },
-      );
+      await waitFor(async () => ((await jobs.queue.getJobCounts('completed')).completed ?? 0) === TOTAL, {
+        timeoutMs: 60_000,
+        what: `all ${TOTAL} messages to finish`,
+      });
       for (const w of second) w.kill('SIGTERM');
       await Promise.all(second.map((w) => w.exited));
 
       const copies = new Map<string, number>();
       for (const m of sink.messages) copies.set(m.messageId ?? '', (copies.get(m.messageId ?? '') ?? 0) + 1);
-      for (const r of receipts) assert.equal(copies.get(r.messageId), 1, `${r.messageId} delivered exactly once`);
+      for (const r of receipts)
+        assert.equal(copies.get(r.messageId), 1, `${r.messageId} delivered exactly once`);
       assert.equal(sink.messages.length, TOTAL, 'nothing extra was delivered');
       for (const r of receipts.slice(0, 50)) assert.equal((await jobs.finished(r.id)).outcome, 'delivered');
     } finally {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startSink, type Sink } from '@mailroom/sink';
+import { startSink } from '@mailroom/sink';
 import { createTestCertificateAuthority, createSelfSignedCertificate } from '../../harness/certs.js';
 import { assertNoRedisClients, assertNoResourceLeaks, snapshotResources } from '../../harness/leaks.js';
 import { startRedis, type RedisServer } from '../../harness/redis.js';
@@ -37,7 +37,6 @@ describe('delivery over TLS to a relay that requires AUTH', () => {
     });
     const worker = await startTestWorker(
       workerEnv(redis, sink, {
-        
         MAILROOM_SMTP_TLS: 'starttls',
         MAILROOM_SMTP_CA_FILE: caFile,
         MAILROOM_SMTP_USER: 'mailroom',
@@ -87,12 +86,15 @@ describe('delivery over TLS to a relay that requires AUTH', () => {
 
   for (const variant of ['untrusted certificate', 'STARTTLS not offered'] as const) {
     it(`${variant}: nothing delivered, no plaintext fallback, no bounce`, async () => {
-      const tls = variant === 'untrusted certificate' ? await createSelfSignedCertificate('localhost', ['localhost', '127.0.0.1']) : leaf;
+      const tls =
+        variant === 'untrusted certificate'
+          ? await createSelfSignedCertificate('localhost', ['localhost', '127.0.0.1'])
+          : leaf;
       const sink = await startSink({ tls, hideStartTls: variant === 'STARTTLS not offered' });
       const caFile = `${redis.dir}/relay-ca-${variant.length}.pem`;
       await import('node:fs/promises').then((fs) => fs.writeFile(caFile, caCert));
       const worker = await startTestWorker(
-        workerEnv(redis, sink, {  MAILROOM_SMTP_TLS: 'starttls', MAILROOM_SMTP_CA_FILE: caFile }),
+        workerEnv(redis, sink, { MAILROOM_SMTP_TLS: 'starttls', MAILROOM_SMTP_CA_FILE: caFile }),
       );
       const client = testClient(redis);
       const conn = redis.client();

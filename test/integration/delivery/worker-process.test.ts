@@ -33,8 +33,14 @@ describe('mailroom worker (the process)', () => {
     assert.equal(exit.code, 1);
     const lines = child.output().trim().split('\n');
     assert.ok(lines.includes('MAILROOM_SMTP_HOST: is required'), child.output());
-    assert.ok(lines.some((l) => l.startsWith('MAILROOM_SMTP_PORT: ')), child.output());
-    assert.ok(lines.some((l) => l.startsWith('MAILROOM_SMTP_TLS: must be one of starttls, tls, none')), child.output());
+    assert.ok(
+      lines.some((l) => l.startsWith('MAILROOM_SMTP_PORT: ')),
+      child.output(),
+    );
+    assert.ok(
+      lines.some((l) => l.startsWith('MAILROOM_SMTP_TLS: must be one of starttls, tls, none')),
+      child.output(),
+    );
   });
 
   it('serves /healthz, /readyz and /metrics (behind its token) and delivers', async () => {
@@ -55,7 +61,11 @@ describe('mailroom worker (the process)', () => {
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
     assert.equal((await fetch(`${base}/metrics`)).status, 401, 'metrics need the token');
-    assert.equal((await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer wrong-token-wrong-token-00' } })).status, 401);
+    assert.equal(
+      (await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer wrong-token-wrong-token-00' } }))
+        .status,
+      401,
+    );
 
     const client = testClient(redis);
     try {
@@ -72,7 +82,9 @@ describe('mailroom worker (the process)', () => {
       },
       { what: 'the delivered counter in /metrics' },
     );
-    const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+    const text = await (
+      await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+    ).text();
     assert.match(text, /mailroom_build_info\{version="[^"]+",node_version="[^"]+"\} 1/);
     assert.match(text, /mailroom_smtp_send_duration_seconds_bucket/);
     assert.match(text, /process_cpu_seconds_total/);
@@ -90,7 +102,11 @@ describe('mailroom worker (the process)', () => {
     const child = spawnNode(BIN, ['worker'], {
       env: {
         ...process.env,
-        ...workerEnv(redis, sink, { MAILROOM_HTTP_PORT: String(port), MAILROOM_SMTP_PORT: String(closedPort), MAILROOM_LOG_LEVEL: 'info' }),
+        ...workerEnv(redis, sink, {
+          MAILROOM_HTTP_PORT: String(port),
+          MAILROOM_SMTP_PORT: String(closedPort),
+          MAILROOM_LOG_LEVEL: 'info',
+        }),
       },
     });
     await child.waitForOutput(/worker started/, 15_000);

@@ -37,7 +37,11 @@ function seconds(duration: string): number {
 
 describe('docker-compose.yml (validated offline: no Docker engine runs here)', () => {
   it('matches the Compose specification schema', () => {
-    const schemaPath = join(dirname(require.resolve('dclint/package.json')), 'schemas', 'compose.schema.json');
+    const schemaPath = join(
+      dirname(require.resolve('dclint/package.json')),
+      'schemas',
+      'compose.schema.json',
+    );
     const schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>;
     delete schema.$schema; // a draft-07 URL Ajv 8 does not know by that name
     const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
@@ -48,7 +52,11 @@ describe('docker-compose.yml (validated offline: no Docker engine runs here)', (
   it('pins every image to a version', () => {
     for (const [name, service] of Object.entries(loadCompose().services)) {
       if (service.image === undefined) continue;
-      assert.match(service.image, /:[^:]*\d[^:]*$/, `${name}: image ${service.image} must carry a version tag`);
+      assert.match(
+        service.image,
+        /:[^:]*\d[^:]*$/,
+        `${name}: image ${service.image} must carry a version tag`,
+      );
       assert.doesNotMatch(service.image, /:latest$/, `${name}: no :latest`);
     }
   });
@@ -68,7 +76,10 @@ describe('docker-compose.yml (validated offline: no Docker engine runs here)', (
       if (name.startsWith('MAILROOM_')) assert.ok(name in workerSettings, `${name} is not a worker setting`);
     }
     const drainMs = Number(worker.environment?.MAILROOM_SHUTDOWN_TIMEOUT_MS ?? '25000');
-    assert.ok(seconds(worker.stop_grace_period ?? '10s') * 1000 > drainMs, 'stop_grace_period exceeds the drain timeout');
+    assert.ok(
+      seconds(worker.stop_grace_period ?? '10s') * 1000 > drainMs,
+      'stop_grace_period exceeds the drain timeout',
+    );
   });
 
   it('publishes ports on loopback only', () => {

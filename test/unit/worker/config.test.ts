@@ -54,10 +54,18 @@ describe('worker configuration', () => {
 
   it('refuses AUTH without TLS, half-set credentials and an unreadable CA file', () => {
     assert.ok(
-      issuesOf({ MAILROOM_SMTP_HOST: 'h.example', MAILROOM_SMTP_TLS: 'none', MAILROOM_SMTP_USER: 'u', MAILROOM_SMTP_PASS: 'p' })
-        .some((i) => i.startsWith('MAILROOM_SMTP_TLS: AUTH over a connection without TLS')),
+      issuesOf({
+        MAILROOM_SMTP_HOST: 'h.example',
+        MAILROOM_SMTP_TLS: 'none',
+        MAILROOM_SMTP_USER: 'u',
+        MAILROOM_SMTP_PASS: 'p',
+      }).some((i) => i.startsWith('MAILROOM_SMTP_TLS: AUTH over a connection without TLS')),
     );
-    assert.ok(issuesOf({ MAILROOM_SMTP_HOST: 'h.example', MAILROOM_SMTP_USER: 'u' }).some((i) => i.startsWith('MAILROOM_SMTP_PASS:')));
+    assert.ok(
+      issuesOf({ MAILROOM_SMTP_HOST: 'h.example', MAILROOM_SMTP_USER: 'u' }).some((i) =>
+        i.startsWith('MAILROOM_SMTP_PASS:'),
+      ),
+    );
     assert.ok(
       issuesOf({ MAILROOM_SMTP_HOST: 'h.example', MAILROOM_SMTP_CA_FILE: '/nonexistent/ca.pem' }).includes(
         'MAILROOM_SMTP_CA_FILE: cannot be read (ENOENT)',
@@ -80,7 +88,11 @@ describe('worker configuration', () => {
   });
 
   it('turning certificate verification off must be explicit and exact', () => {
-    assert.equal(loadWorkerConfig({ MAILROOM_SMTP_HOST: 'h', MAILROOM_SMTP_TLS_VERIFY: 'false' }).relay.verifyCertificates, false);
+    assert.equal(
+      loadWorkerConfig({ MAILROOM_SMTP_HOST: 'h', MAILROOM_SMTP_TLS_VERIFY: 'false' }).relay
+        .verifyCertificates,
+      false,
+    );
     assert.ok(issuesOf({ MAILROOM_SMTP_HOST: 'h', MAILROOM_SMTP_TLS_VERIFY: '0' }).length === 1);
   });
 
