@@ -7,3 +7,4 @@ export * from './message.js';
 export * from './message-size.js';
 export * from './message-id.js';
 export * from './classify.js';
+export * from './message-state.js';
