@@ -1,14 +1,15 @@
+import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { MailroomClient } from '@mailroom/client';
-import { createMailQueue, type MailJobData } from '@mailroom/queue';
+import { isTerminalState } from '@mailroom/core';
+import { Ledger, createMailQueue, type MailJobData, type MessageStatus } from '@mailroom/queue';
 import type { Sink } from '@mailroom/sink';
 import {
   createLogger,
   loadWorkerConfig,
   startWorkerService,
-  type DeliveryResult,
   type Logger,
   type WorkerService,
 } from '@mailroom/worker';
@@ -65,20 +66,28 @@ export function testClient(
   return new MailroomClient({ redis: redis.url, ...options });
 }
 
-/** Reads jobs straight from BullMQ (the record of a finished message, until the ledger exists). */
+/** Reads the ledger (a message's status) and BullMQ (its job), for assertions. */
 export function jobReader(connection: Redis) {
   const queue = createMailQueue(connection, { prefix: '{mailroom}' });
+  const ledger = new Ledger(connection, { prefix: '{mailroom}' });
   return {
     queue,
-    async job(id: string): Promise<Job<MailJobData, DeliveryResult> | undefined> {
-      return (await queue.getJob(id)) as Job<MailJobData, DeliveryResult> | undefined;
+    ledger,
+    async job(id: string): Promise<Job<MailJobData> | undefined> {
+      return (await queue.getJob(id)) as Job<MailJobData> | undefined;
     },
-    async finished(id: string, timeoutMs = 15_000): Promise<DeliveryResult> {
-      let result: DeliveryResult | undefined;
+    async status(id: string): Promise<MessageStatus> {
+      const status = await ledger.status(id);
+      assert.ok(status, `message ${id} has a ledger record`);
+      return status;
+    },
+    /** Waits until the message reaches a terminal state and returns its status. */
+    async finished(id: string, timeoutMs = 15_000): Promise<MessageStatus> {
+      let result: MessageStatus | undefined;
       await waitFor(
         async () => {
-          const job = (await queue.getJob(id)) as Job<MailJobData, DeliveryResult> | undefined;
-          if (job && (await job.getState()) === 'completed') result = job.returnvalue;
+          const status = await ledger.status(id);
+          if (status && isTerminalState(status.state)) result = status;
           return result !== undefined;
         },
         { timeoutMs, what: `message ${id} to finish` },

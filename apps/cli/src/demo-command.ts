@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { SingleBar, Presets } from 'cli-progress';
 import { Redis } from 'ioredis';
 import { MailroomClient } from '@mailroom/client';
-import { createMailQueue } from '@mailroom/queue';
+import { TERMINAL_STATES } from '@mailroom/core';
+import { Ledger } from '@mailroom/queue';
 import { startSink, type Sink } from '@mailroom/sink';
 import { demoMessage, demoReader } from './demo-newsletter.js';
 import { ensureRedisServer, freePort, startLocalRedis } from './local-redis.js';
@@ -184,8 +185,7 @@ export async function demoCommand(
     await client.ready();
     const counter = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
     cleanups.push(() => counter.disconnect());
-    const queue = createMailQueue(counter, { prefix });
-    cleanups.push(() => queue.close());
+    const ledger = new Ledger(counter, { prefix });
 
     const started = Date.now();
     const queued = progress('queued', out);
@@ -207,8 +207,8 @@ export async function demoCommand(
     while (done < flags.count) {
       if (Date.now() - started > DELIVERY_TIMEOUT_MS)
         throw new Error('delivery did not finish within 10 minutes');
-      const counts = await queue.getJobCounts('completed', 'failed');
-      done = (counts.completed ?? 0) + (counts.failed ?? 0);
+      const stats = await ledger.stats();
+      done = TERMINAL_STATES.reduce((sum, state) => sum + (stats[state] ?? 0), 0);
       finished.update(done);
       if (done < flags.count) await new Promise((r) => setTimeout(r, 200));
     }

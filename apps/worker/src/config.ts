@@ -102,6 +102,26 @@ export const workerSettings = {
     default: '25000',
     doc: 'On SIGTERM/SIGINT, time allowed for SMTP transactions in flight to finish before the process exits anyway.',
   }),
+  MAILROOM_AMBIGUITY_POLICY: setting(z.enum(['resend', 'stop']), {
+    default: 'resend',
+    doc: 'When the whole body was sent and no reply came (RFC 1047): `resend` with the same Message-ID (at-least-once) or `stop` as `ambiguous` (at-most-once). Counted either way.',
+  }),
+  MAILROOM_LEDGER_RETENTION_SECONDS: setting(int(60, 10 * 365 * 86400), {
+    default: '2592000',
+    doc: "How long a finished message's status and attempts stay queryable.",
+  }),
+  MAILROOM_RECONCILE_INTERVAL_MS: setting(ms(0, 3_600_000), {
+    default: '30000',
+    doc: 'Period of the reconciler (expires overdue messages, re-queues messages whose job vanished); one worker holds the lease at a time. 0 disables it in this process.',
+  }),
+  MAILROOM_WATCHDOG_MS: setting(ms(0, 86_400_000), {
+    default: '120000',
+    doc: 'A worker idle this long while jobs wait is considered stuck and exits (code 70) so its supervisor restarts it. 0 disables.',
+  }),
+  MAILROOM_REDIS_ALLOW_UNSAFE: setting(booleanString, {
+    default: 'false',
+    doc: 'Start even if Redis has a maxmemory-policy other than noeviction or AOF off (logged as a warning). For demos and tests only.',
+  }),
   MAILROOM_HTTP_HOST: setting(z.string().min(1), {
     default: '127.0.0.1',
     doc: 'Address of the /healthz, /readyz and /metrics listener.',
@@ -133,6 +153,11 @@ export interface WorkerConfig {
   readonly lockDurationMs: number;
   readonly stalledIntervalMs: number;
   readonly shutdownTimeoutMs: number;
+  readonly ambiguityPolicy: 'resend' | 'stop';
+  readonly ledgerRetentionSeconds: number;
+  readonly reconcileIntervalMs: number;
+  readonly watchdogMs: number;
+  readonly redisAllowUnsafe: boolean;
   readonly http: { readonly host: string; readonly port: number; readonly metricsToken?: string } | null;
   readonly logLevel: string;
 }
@@ -219,6 +244,11 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     lockDurationMs: s.MAILROOM_LOCK_DURATION_MS,
     stalledIntervalMs: s.MAILROOM_STALLED_INTERVAL_MS,
     shutdownTimeoutMs: s.MAILROOM_SHUTDOWN_TIMEOUT_MS,
+    ambiguityPolicy: s.MAILROOM_AMBIGUITY_POLICY,
+    ledgerRetentionSeconds: s.MAILROOM_LEDGER_RETENTION_SECONDS,
+    reconcileIntervalMs: s.MAILROOM_RECONCILE_INTERVAL_MS,
+    watchdogMs: s.MAILROOM_WATCHDOG_MS,
+    redisAllowUnsafe: s.MAILROOM_REDIS_ALLOW_UNSAFE,
     http:
       s.MAILROOM_HTTP_PORT < 0
         ? null

@@ -11,3 +11,6 @@ export {
 export { retryDelayMs, nextAttemptDelayMs } from './retry-policy.js';
 export { runWorkerFromEnv } from './main.js';
 export { VERSION } from './version.js';
+export { Reconciler, type ReconcileReport } from './reconciler.js';
+export { Watchdog } from './watchdog.js';
+export { checkRedisDurability, assertRedisDurable } from './redis-guard.js';

@@ -1,29 +1,32 @@
+import { Readable } from 'node:stream';
 import { DelayedError, type Job } from 'bullmq';
-import { classifySmtpOutcome, type Classification } from '@mailroom/core';
-import type { WorkerMetrics, AttemptResult, TerminalOutcome } from '@mailroom/metrics';
+import {
+  classifySmtpOutcome,
+  type AmbiguityPolicy,
+  type Classification,
+  type TerminalState,
+} from '@mailroom/core';
+import type { AttemptResult, WorkerMetrics } from '@mailroom/metrics';
 import {
   ContentMissingError,
   partRefs,
   resolvePart,
   type ContentStore,
+  type Ledger,
   type MailJobData,
+  type MailPayload,
+  type OutcomeReport,
 } from '@mailroom/queue';
 import { SmtpSendError, composeMessage, type RelayTransport } from '@mailroom/smtp';
 import type { Logger } from './logger.js';
 import type { RelayGate } from './relay-gate.js';
 import { nextAttemptDelayMs, type RetryPolicyOptions } from './retry-policy.js';
 
-/** What a finished job records as its return value. */
+/** What a finished job returns (the ledger holds the full record). */
 export interface DeliveryResult {
-  readonly outcome: Extract<TerminalOutcome, 'delivered' | 'bounced' | 'expired' | 'failed'>;
-  /** Attempts that reached the relay, this one included. */
-  readonly attempts: number;
-  readonly at: number;
-  readonly responseCode?: number;
-  readonly enhancedStatus?: string;
-  /** The relay's reply text (may name the recipient: it stays in Redis, never in info logs or metrics). */
-  readonly response?: string;
-  readonly reason?: string;
+  readonly outcome: TerminalState;
+  /** True when this job found the message already finished and sent nothing. */
+  readonly skipped?: boolean;
 }
 
 /** Thrown for a failure BullMQ should retry with Mailroom's backoff; carries the classification. */
@@ -41,11 +44,17 @@ export class TransientDeliveryError extends Error {
 export interface MailProcessorDeps {
   readonly transport: RelayTransport;
   readonly content: ContentStore;
+  readonly ledger: Ledger;
   readonly metrics: WorkerMetrics;
   readonly logger: Logger;
   readonly gate: RelayGate;
   readonly retry: RetryPolicyOptions;
   readonly configFaultPauseMs: number;
+  readonly ambiguityPolicy: AmbiguityPolicy;
+  /** How long a claim waits for an older attempt that may still be finishing (> the job lock duration). */
+  readonly ambiguityGraceMs: number;
+  /** True once the worker is shutting down: ledger write retries give up then. */
+  readonly closing: () => boolean;
 }
 
 const CONFIG_FAULT_KIND: Record<string, 'auth' | 'tls' | 'dns' | 'policy'> = {
@@ -53,171 +62,232 @@ const CONFIG_FAULT_KIND: Record<string, 'auth' | 'tls' | 'dns' | 'policy'> = {
   tls: 'tls',
   dns: 'dns',
 };
+/** Ledger writes after a send are retried this long before the job is left to stalled-job recovery. */
+const LEDGER_RETRY_LIMIT_MS = 5 * 60 * 1000;
 
 /**
- * The job processor: one message, one SMTP transaction. Outcomes:
- * - relay said 250: delivered, job completes;
- * - permanent reply: bounced at once, no retry, job completes;
- * - transient or throttled: thrown, BullMQ retries with capped backoff until the message's deadline, then expired;
- * - configuration fault: nothing is bounced; the message waits (no attempt spent) and the relay is paused.
+ * The job processor: one message, one SMTP transaction, every step recorded in the ledger.
+ * 1. claim: the ledger fences this attempt; a message already finished is acknowledged without sending;
+ * 2. send: the body is streamed, and the moment it has been fully handed over is recorded (RFC 1047 window);
+ * 3. record: the outcome is committed (retried, never turned into a failed send) BEFORE the job is acknowledged.
+ * Outcomes: 250 delivered; permanent bounced at once; transient or throttled retried with capped backoff until
+ * the deadline, then expired; a configuration fault bounces nothing: the message is released unattempted and
+ * the relay paused.
  */
 export function createMailProcessor(deps: MailProcessorDeps) {
-  const { transport, content, metrics, logger, gate } = deps;
+  const { transport, content, ledger, metrics, logger, gate } = deps;
 
-  function finish(job: Job<MailJobData>, result: DeliveryResult): DeliveryResult {
-    metrics.terminal.inc({ outcome: result.outcome });
-    const delayS = (result.at - job.data.acceptedAt) / 1000;
-    logger.info(
-      {
-        msgId: job.data.id,
-        outcome: result.outcome,
-        attempts: result.attempts,
-        responseCode: result.responseCode,
-        enhancedStatus: result.enhancedStatus,
-        reason: result.reason,
-        delayS,
-      },
-      'message finished',
-    );
-    return result;
+  async function record(id: string, token: string, report: OutcomeReport): Promise<string> {
+    const started = Date.now();
+    for (let delay = 50; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        return await ledger.recordOutcome(id, token, report);
+      } catch (err) {
+        metrics.ledgerWriteRetries.inc();
+        if (Date.now() - started > LEDGER_RETRY_LIMIT_MS || deps.closing()) throw err;
+        logger.warn({ msgId: id, err: { message: (err as Error).message } }, 'ledger write failed, retrying');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
-  async function holdForGate(job: Job<MailJobData>, token: string | undefined): Promise<never> {
-    await job.moveToDelayed(Math.max(gate.until, Date.now() + 1), token);
-    throw new DelayedError('relay paused after a configuration fault');
+  function terminal(id: string, outcome: TerminalState, facts: Record<string, unknown> = {}): DeliveryResult {
+    metrics.terminal.inc({ outcome });
+    logger.info({ msgId: id, outcome, ...facts }, 'message finished');
+    return { outcome };
+  }
+
+  async function hold(
+    job: Job<MailJobData>,
+    token: string | undefined,
+    until: number,
+    why: string,
+  ): Promise<never> {
+    await job.moveToDelayed(Math.max(until, Date.now() + 1), token);
+    throw new DelayedError(why);
   }
 
   return async function processMail(job: Job<MailJobData>, token?: string): Promise<DeliveryResult> {
-    const data = job.data;
-    const attempt = job.attemptsMade + 1;
-    if (Date.now() >= data.expiresAt) {
-      return finish(job, {
-        outcome: 'expired',
-        attempts: job.attemptsMade,
-        at: Date.now(),
-        reason: 'max_age',
-      });
+    const id = job.data.id;
+    const fence = token ?? `${job.id}:${job.attemptsStarted}`;
+    if (gate.isClosed()) return hold(job, token, gate.until, 'relay paused after a configuration fault');
+
+    const claim = await ledger.claim(id, fence, {
+      graceMs: deps.ambiguityGraceMs,
+      policy: deps.ambiguityPolicy,
+    });
+    switch (claim.kind) {
+      case 'done':
+        metrics.duplicatesSuppressed.inc();
+        logger.info({ msgId: id, state: claim.state }, 'message already finished: not sent again');
+        return { outcome: claim.state, skipped: true };
+      case 'ended':
+        if (claim.state === 'ambiguous') metrics.ambiguous.inc({ action: 'stopped' });
+        return terminal(id, claim.state, { reason: 'ended_at_claim' });
+      case 'wait':
+        return hold(job, token, Date.now() + claim.ms, 'an earlier attempt may still be finishing');
+      case 'missing':
+        logger.error({ msgId: id }, 'job without a ledger record: nothing to send');
+        metrics.terminal.inc({ outcome: 'failed' });
+        return { outcome: 'failed' };
+      case 'send':
+        break;
     }
-    if (gate.isClosed()) return holdForGate(job, token);
+    if (claim.resend === 'ambiguous') {
+      metrics.ambiguous.inc({ action: 'resent' });
+      logger.warn(
+        { msgId: id },
+        'earlier attempt sent the body and got no reply: sending again, same Message-ID',
+      );
+    }
+    const data = JSON.parse(claim.payload) as MailPayload;
 
     let raw: Buffer;
     try {
-      const loaded = await content.load(partRefs(data));
-      raw = await composeMessage({
-        from: data.from,
-        to: data.to,
-        ...(data.replyTo ? { replyTo: data.replyTo } : {}),
-        subject: data.subject,
-        ...(data.text ? { text: resolvePart(data.text, loaded) } : {}),
-        ...(data.html ? { html: resolvePart(data.html, loaded) } : {}),
-        headers: data.headers,
-        attachments: data.attachments.map((a) => ({
-          filename: a.filename,
-          contentType: a.contentType,
-          ...(a.contentId === undefined ? {} : { contentId: a.contentId }),
-          content: Buffer.from(resolvePart(a.content, loaded), 'base64'),
-        })),
-        messageIdHeader: data.messageIdHeader,
-      });
+      raw = await compose(data);
     } catch (err) {
-      if (err instanceof ContentMissingError) {
-        logger.error({ msgId: data.id, err }, 'message content is missing');
-        return finish(job, {
-          outcome: 'failed',
-          attempts: job.attemptsMade,
-          at: Date.now(),
-          reason: 'content_missing',
-        });
-      }
-      throw err;
+      if (!(err instanceof ContentMissingError)) throw err;
+      logger.error({ msgId: id, err }, 'message content is missing');
+      await record(id, fence, { outcome: 'failed', reason: 'content_missing' });
+      return terminal(id, 'failed', { reason: 'content_missing' });
     }
+
+    let bodyWritten = false;
+    const body = Readable.from([raw]);
+    body.once('end', () => {
+      bodyWritten = true;
+      ledger.markBodyWritten(id, fence).catch((err: unknown) => {
+        logger.warn({ msgId: id, err: { message: (err as Error).message } }, 'could not record body written');
+      });
+    });
 
     const started = performance.now();
     try {
-      const accepted = await transport.send({ from: data.from.address, to: data.to.address }, raw);
-      recordAttempt('delivered', '2xx', started);
+      const accepted = await transport.send({ from: data.from.address, to: data.to.address }, body);
+      observeAttempt('delivered', '2xx', started);
       logger.debug(
-        { msgId: data.id, rcpt: data.to.address, response: accepted.response },
+        { msgId: id, rcpt: data.to.address, response: accepted.response },
         'relay accepted message',
       );
-      return finish(job, {
+      const written = await record(id, fence, {
         outcome: 'delivered',
-        attempts: attempt,
-        at: Date.now(),
-        responseCode: accepted.responseCode,
+        code: accepted.responseCode,
         response: accepted.response,
       });
+      if (written === 'terminal') {
+        // Another attempt finished first (a resend after a lost reply): this delivery is a duplicate.
+        metrics.duplicatesDelivered.inc();
+        logger.warn({ msgId: id }, 'delivered a message that had already finished (counted duplicate)');
+        return { outcome: 'delivered', skipped: true };
+      }
+      return terminal(id, 'delivered', { attempt: claim.attempt, responseCode: accepted.responseCode });
     } catch (err) {
       if (!(err instanceof SmtpSendError)) throw err;
-      const c = classifySmtpOutcome(err.observation);
+      const observation = { ...err.observation, bodyWritten };
+      const c = classifySmtpOutcome(observation);
+      const reply = {
+        ...(observation.responseCode === undefined ? {} : { code: observation.responseCode }),
+        ...(c.enhancedStatus === undefined ? {} : { enhanced: c.enhancedStatus }),
+        ...(observation.response === undefined ? {} : { response: observation.response }),
+        reason: c.reason,
+      };
       const facts = {
-        msgId: data.id,
-        attempt,
+        msgId: id,
+        attempt: claim.attempt,
         outcome: c.outcome,
         reason: c.reason,
-        responseCode: err.observation.responseCode,
+        responseCode: observation.responseCode,
         enhancedStatus: c.enhancedStatus,
-        code: err.observation.code,
-        command: err.observation.command,
+        code: observation.code,
+        command: observation.command,
       };
       switch (c.outcome) {
         case 'delivered':
         case 'permanent': {
-          recordAttempt('bounced', c.replyClass, started);
+          observeAttempt('bounced', c.replyClass, started);
           logger.debug(
-            { ...facts, rcpt: data.to.address, response: err.observation.response },
+            { ...facts, rcpt: data.to.address, response: observation.response },
             'relay refused message',
           );
-          return finish(job, {
-            outcome: 'bounced',
-            attempts: attempt,
-            at: Date.now(),
-            ...(err.observation.responseCode === undefined
-              ? {}
-              : { responseCode: err.observation.responseCode }),
-            ...(c.enhancedStatus === undefined ? {} : { enhancedStatus: c.enhancedStatus }),
-            ...(err.observation.response === undefined ? {} : { response: err.observation.response }),
-            reason: c.reason,
+          await record(id, fence, { outcome: 'bounced', ...reply });
+          return terminal(id, 'bounced', {
+            responseCode: observation.responseCode,
+            enhancedStatus: c.enhancedStatus,
           });
         }
         case 'config': {
-          recordAttempt('paused', c.replyClass, started);
+          observeAttempt('paused', c.replyClass, started);
           metrics.configFaults.inc({ reason: CONFIG_FAULT_KIND[c.replyClass] ?? 'policy' });
           logger.error(facts, 'relay configuration fault: sending paused, message kept');
           gate.close(deps.configFaultPauseMs, c.reason);
-          return holdForGate(job, token);
+          await record(id, fence, { outcome: 'released', ...reply });
+          return hold(job, token, gate.until, 'relay paused after a configuration fault');
         }
+        case 'ambiguous':
+          metrics.ambiguous.inc({ action: deps.ambiguityPolicy === 'stop' ? 'stopped' : 'resent' });
+          if (deps.ambiguityPolicy === 'stop') {
+            observeAttempt('error', c.replyClass, started);
+            logger.warn(facts, 'body sent, no reply: stopping (at-most-once policy)');
+            await record(id, fence, { outcome: 'ambiguous', ...reply });
+            return terminal(id, 'ambiguous', { reason: c.reason });
+          }
+          logger.warn(facts, 'body sent, no reply: will resend with the same Message-ID');
+          return retryLater(job, id, fence, claim.attempt, data, c, reply, facts, started, err);
         case 'transient':
         case 'throttled':
-        case 'ambiguous': {
-          const result: AttemptResult = c.replyClass === '4xx' ? 'deferred' : 'error';
-          recordAttempt(result, c.replyClass, started);
-          const maxAttempts = job.opts.attempts ?? 1;
-          const delay =
-            attempt >= maxAttempts
-              ? null
-              : nextAttemptDelayMs(attempt, data.expiresAt, Date.now(), deps.retry);
-          if (delay === null) {
-            return finish(job, {
-              outcome: 'expired',
-              attempts: attempt,
-              at: Date.now(),
-              ...(err.observation.responseCode === undefined
-                ? {}
-                : { responseCode: err.observation.responseCode }),
-              ...(c.enhancedStatus === undefined ? {} : { enhancedStatus: c.enhancedStatus }),
-              ...(err.observation.response === undefined ? {} : { response: err.observation.response }),
-              reason: attempt >= maxAttempts ? 'max_attempts' : 'max_age',
-            });
-          }
-          logger.info({ ...facts, retryInMs: delay }, 'message deferred');
-          throw new TransientDeliveryError(c, delay, { cause: err });
-        }
+          return retryLater(job, id, fence, claim.attempt, data, c, reply, facts, started, err);
       }
     }
   };
 
-  function recordAttempt(result: AttemptResult, replyClass: string, started: number): void {
+  /** A transient outcome: deferred with backoff, or expired when no time (or attempt) is left. */
+  async function retryLater(
+    job: Job<MailJobData>,
+    id: string,
+    fence: string,
+    attempt: number,
+    data: MailPayload,
+    c: Classification,
+    reply: Omit<OutcomeReport, 'outcome'>,
+    facts: Record<string, unknown>,
+    started: number,
+    cause: unknown,
+  ): Promise<DeliveryResult> {
+    observeAttempt(c.replyClass === '4xx' ? 'deferred' : 'error', c.replyClass, started);
+    const maxAttempts = job.opts.attempts ?? 1;
+    const lastAttempt = job.attemptsMade + 1 >= maxAttempts;
+    const delay = lastAttempt ? null : nextAttemptDelayMs(attempt, data.expiresAt, Date.now(), deps.retry);
+    if (delay === null) {
+      const reason = lastAttempt ? 'max_attempts' : 'max_age';
+      await record(id, fence, { outcome: 'expired', ...reply, reason });
+      return terminal(id, 'expired', { reason, responseCode: reply.code });
+    }
+    await record(id, fence, { outcome: 'deferred', ...reply });
+    logger.info({ ...facts, retryInMs: delay }, 'message deferred');
+    throw new TransientDeliveryError(c, delay, { cause });
+  }
+
+  async function compose(data: MailPayload): Promise<Buffer> {
+    const loaded = await content.load(partRefs(data));
+    return composeMessage({
+      from: data.from,
+      to: data.to,
+      ...(data.replyTo ? { replyTo: data.replyTo } : {}),
+      subject: data.subject,
+      ...(data.text ? { text: resolvePart(data.text, loaded) } : {}),
+      ...(data.html ? { html: resolvePart(data.html, loaded) } : {}),
+      headers: data.headers,
+      attachments: data.attachments.map((a) => ({
+        filename: a.filename,
+        contentType: a.contentType,
+        ...(a.contentId === undefined ? {} : { contentId: a.contentId }),
+        content: Buffer.from(resolvePart(a.content, loaded), 'base64'),
+      })),
+      messageIdHeader: data.messageIdHeader,
+    });
+  }
+
+  function observeAttempt(result: AttemptResult, replyClass: string, started: number): void {
     metrics.attempts.inc({ result, reply_class: replyClass });
     metrics.sendDuration.observe({ result }, (performance.now() - started) / 1000);
   }

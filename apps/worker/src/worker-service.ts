@@ -2,25 +2,36 @@ import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { createWorkerMetrics, type WorkerMetrics } from '@mailroom/metrics';
-import { ContentStore, MAIL_QUEUE, type MailJobData } from '@mailroom/queue';
+import { ConfigError } from '@mailroom/core';
+import { ContentStore, Ledger, MAIL_QUEUE, createMailQueue, type MailJobData } from '@mailroom/queue';
 import { RelayTransport } from '@mailroom/smtp';
 import type { WorkerConfig } from './config.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
 import type { Logger } from './logger.js';
 import { createMailProcessor, mailBackoffStrategy, type DeliveryResult } from './mail-processor.js';
+import { Reconciler } from './reconciler.js';
+import { checkRedisDurability } from './redis-guard.js';
 import { RelayGate } from './relay-gate.js';
+import { Watchdog } from './watchdog.js';
 import { VERSION } from './version.js';
 
 export interface WorkerServiceDeps {
   logger: Logger;
   /** Registry for this worker's metrics (default: a new one). */
   registry?: Registry;
+  /**
+   * Called when the watchdog finds this worker idle while jobs wait. Default: log and exit with code 70 so
+   * the supervisor restarts the process (a fresh process gets fresh Redis connections).
+   */
+  onStuck?: (idleMs: number, waiting: number) => void;
 }
 
 export interface WorkerService {
   readonly worker: Worker<MailJobData, DeliveryResult>;
   readonly metrics: WorkerMetrics;
   readonly registry: Registry;
+  readonly ledger: Ledger;
+  readonly reconciler: Reconciler | undefined;
   /** The /healthz, /readyz, /metrics listener, when enabled. */
   readonly httpUrl: string | undefined;
   /**
@@ -62,18 +73,42 @@ export async function startWorkerService(
   redis.on('ready', () => metrics.redisConnected.set(1));
   redis.on('close', () => metrics.redisConnected.set(0));
 
+  const durability = await checkRedisDurability(redis);
+  if (durability.length > 0) {
+    if (!config.redisAllowUnsafe) {
+      redis.disconnect();
+      throw new ConfigError(durability);
+    }
+    for (const issue of durability) {
+      logger.warn(
+        { setting: issue.field },
+        `unsafe Redis allowed by MAILROOM_REDIS_ALLOW_UNSAFE: ${issue.field} ${issue.message}`,
+      );
+    }
+  }
+
   const transport = new RelayTransport(config.relay);
   const content = new ContentStore(redis, config.prefix);
+  const ledger = new Ledger(redis, {
+    prefix: config.prefix,
+    retentionSeconds: config.ledgerRetentionSeconds,
+  });
   const gate = new RelayGate();
+  let closingFlag = false;
 
   const processor = createMailProcessor({
     transport,
     content,
+    ledger,
     metrics,
     logger,
     gate,
     retry: { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs },
     configFaultPauseMs: config.configFaultPauseMs,
+    ambiguityPolicy: config.ambiguityPolicy,
+    // Longer than a lock plus a stalled check: an attempt still alive after that has lost its job anyway.
+    ambiguityGraceMs: config.lockDurationMs + config.stalledIntervalMs,
+    closing: () => closingFlag,
   });
 
   /** Processors running now, so shutdown can wait for them with its own deadline. */
@@ -81,6 +116,7 @@ export async function startWorkerService(
   const worker = new Worker<MailJobData, DeliveryResult>(
     MAIL_QUEUE,
     (job, token) => {
+      watchdog?.touch();
       metrics.jobsActive.inc();
       const running = processor(job, token).finally(() => {
         metrics.jobsActive.dec();
@@ -142,8 +178,45 @@ export async function startWorkerService(
     });
   }
 
+  const queue = createMailQueue(redis, { prefix: config.prefix });
+  const reconciler =
+    config.reconcileIntervalMs > 0
+      ? new Reconciler({
+          redis,
+          ledger,
+          queue,
+          prefix: config.prefix,
+          metrics,
+          logger,
+          intervalMs: config.reconcileIntervalMs,
+          enqueueGraceMs: 60_000,
+          overdueGraceMs:
+            2 * config.reconcileIntervalMs + config.lockDurationMs + config.relay.socketTimeoutMs,
+        })
+      : undefined;
+  const onStuck =
+    deps.onStuck ??
+    ((idleMs: number, waiting: number) => {
+      logger.fatal({ idleMs, waiting }, 'worker idle while jobs wait: exiting so the supervisor restarts it');
+      process.exit(70);
+    });
+  const watchdog =
+    config.watchdogMs > 0
+      ? new Watchdog({
+          queue,
+          stuckAfterMs: config.watchdogMs,
+          expectedToWork: () => !closingFlag && !gate.isClosed() && !worker.isPaused(),
+          onStuck: (idleMs, waiting) => {
+            metrics.watchdogTrips.inc();
+            onStuck(idleMs, waiting);
+          },
+        })
+      : undefined;
+
   void worker.run().catch((err: unknown) => logger.fatal({ err }, 'worker stopped unexpectedly'));
   await worker.waitUntilReady();
+  reconciler?.start();
+  watchdog?.start();
   logger.info(
     { relay: config.relay.name, concurrency: config.concurrency, http: http?.url, prefix: config.prefix },
     'worker started',
@@ -153,7 +226,10 @@ export async function startWorkerService(
   const close = (timeoutMs = config.shutdownTimeoutMs) => {
     closing ??= (async () => {
       logger.info({ timeoutMs }, 'worker stopping: no new jobs, finishing messages in flight');
+      closingFlag = true;
       gate.dispose();
+      watchdog?.stop();
+      await reconciler?.stop();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -173,6 +249,7 @@ export async function startWorkerService(
         );
       }
       await worker.close(outcome === 'timeout');
+      await queue.close();
       transport.close();
       await http?.close();
       redis.disconnect();
@@ -183,5 +260,5 @@ export async function startWorkerService(
     return closing;
   };
 
-  return { worker, metrics, registry, httpUrl: http?.url, close };
+  return { worker, metrics, registry, ledger, reconciler, httpUrl: http?.url, close };
 }

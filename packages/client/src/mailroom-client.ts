@@ -1,21 +1,30 @@
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Queue } from 'bullmq';
 import {
+  NotFoundError,
   ValidationError,
   addressDomain,
+  isTerminalState,
   messageIdHeader,
   newMessageId,
   parseMessage,
   type FieldIssue,
   type Message,
+  type MessageState,
+  type TerminalState,
 } from '@mailroom/core';
 import {
   ContentStore,
   DEFAULT_PREFIX,
+  Ledger,
   SEND_JOB,
   createMailQueue,
+  type AcceptEntry,
   type AttachmentRef,
   type MailJobData,
+  type MailPayload,
+  type MessageStatus,
 } from '@mailroom/queue';
 
 export interface MailroomClientOptions {
@@ -32,6 +41,19 @@ export interface MailroomClientOptions {
   maxAgeMs?: number;
   /** Domain for Message-ID headers (default: the From address's domain). */
   messageIdDomain?: string;
+  /** How long an idempotency key returns the first message's id, in seconds (default 24 h). */
+  idempotencyWindowSeconds?: number;
+  /** How long a finished message's status stays queryable, in seconds (default 30 days). */
+  retentionSeconds?: number;
+}
+
+export interface SendOptions {
+  /**
+   * Makes the send safe to retry: within the idempotency window the same key with the same message returns
+   * the first message's id (and queues nothing); the same key with a different message is refused with
+   * IdempotencyConflictError. 1-255 printable ASCII characters.
+   */
+  idempotencyKey?: string;
 }
 
 /** What the producer is told about an accepted message. */
@@ -40,6 +62,8 @@ export interface SendReceipt {
   readonly id: string;
   /** The Message-ID header the message carries on every attempt. */
   readonly messageId: string;
+  /** True when an idempotency key matched an earlier message: nothing new was queued. */
+  readonly duplicate: boolean;
 }
 
 export const DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000;
@@ -47,16 +71,19 @@ export const DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000;
 const BULK_CHUNK = 1000;
 /** Stored content outlives the message's max age by this margin, so a late retry still finds it. */
 const CONTENT_TTL_MARGIN_MS = 3600 * 1000;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /**
- * The producer SDK: validates messages, stores shared content once, and enqueues one job per message.
- * Nothing is queued unless the whole message (or the whole batch) is valid.
+ * The producer SDK: validates messages, stores shared content once, records each message in the delivery
+ * ledger, and enqueues one job per message. Nothing is queued unless the whole message (or batch) is valid,
+ * and a receipt is returned only once the message is durably in the queue.
  */
 export class MailroomClient {
   private readonly redis: Redis;
   private readonly ownsRedis: boolean;
   private readonly queue: Queue<MailJobData, unknown, typeof SEND_JOB>;
   private readonly content: ContentStore;
+  private readonly ledger: Ledger;
   private readonly maxAgeMs: number;
 
   constructor(private readonly options: MailroomClientOptions) {
@@ -67,14 +94,25 @@ export class MailroomClient {
     } else {
       // Producers fail fast when Redis is unreachable instead of queueing commands in memory.
       this.redis = new Redis(options.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+      this.redis.on('error', () => undefined); // surfaced by the commands that fail
       this.ownsRedis = true;
     }
     this.queue = createMailQueue(this.redis, { prefix });
     this.content = new ContentStore(this.redis, prefix);
+    this.ledger = new Ledger(this.redis, {
+      prefix,
+      ...(options.retentionSeconds === undefined ? {} : { retentionSeconds: options.retentionSeconds }),
+      ...(options.idempotencyWindowSeconds === undefined
+        ? {}
+        : { idempotencyWindowSeconds: options.idempotencyWindowSeconds }),
+    });
     this.maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
   }
 
-  /** Resolves once the Redis connection is ready (useful before the first send with enableOfflineQueue off). */
+  /**
+   * Resolves once the Redis connection is ready; rejects at the first connection error (producers fail fast
+   * rather than wait for Redis). Every operation calls it.
+   */
   async ready(): Promise<void> {
     if (this.redis.status === 'ready') return;
     await new Promise<void>((resolve, reject) => {
@@ -92,8 +130,8 @@ export class MailroomClient {
   }
 
   /** Validates and enqueues one message. Throws ValidationError naming every bad field; nothing is queued then. */
-  async send(input: unknown): Promise<SendReceipt> {
-    const [receipt] = await this.sendMany([input]);
+  async send(input: unknown, options: SendOptions = {}): Promise<SendReceipt> {
+    const [receipt] = await this.enqueue([input], [options.idempotencyKey]);
     return receipt!;
   }
 
@@ -101,21 +139,71 @@ export class MailroomClient {
    * Validates every message first, then enqueues them all. One invalid message refuses the whole batch
    * (fields are named `[index].field`), so a batch is never half-queued by validation.
    */
-  async sendMany(inputs: readonly unknown[]): Promise<SendReceipt[]> {
-    const messages = this.validateAll(inputs);
-    const now = Date.now();
+  async sendMany(
+    inputs: readonly unknown[],
+    options: { idempotencyKeys?: readonly string[] } = {},
+  ): Promise<SendReceipt[]> {
+    return this.enqueue(inputs, options.idempotencyKeys ?? []);
+  }
+
+  /** The message's state, attempts (with the relay's replies) and timestamps. Throws NotFoundError. */
+  async status(id: string): Promise<MessageStatus> {
+    await this.ready();
+    const status = await this.ledger.status(id);
+    if (!status) throw new NotFoundError(`no message ${id} (unknown, or past its retention)`);
+    return status;
+  }
+
+  /** Withdraws a message that is not being sent right now. Returns false when it already ended or is in flight. */
+  async cancel(id: string): Promise<boolean> {
+    await this.ready();
+    const ended = await this.ledger.finish([id], 'cancelled', 'cancelled_by_producer', {
+      from: ['accepted', 'queued'],
+    });
+    return ended.length === 1;
+  }
+
+  /**
+   * Re-drives a tagged group: every message with the tag that ended in one of `states` (default failed and
+   * expired) is sent again as a new message (new id and Message-ID) with the same content. The old records
+   * keep their terminal state. Returns the new receipts.
+   */
+  async redrive(tag: string, options: { states?: readonly TerminalState[] } = {}): Promise<SendReceipt[]> {
+    await this.ready();
+    const wanted = new Set<string>(options.states ?? ['failed', 'expired']);
+    const ids = await this.ledger.tagged(tag);
     const receipts: SendReceipt[] = [];
-    for (let start = 0; start < messages.length; start += BULK_CHUNK) {
-      const chunk = messages.slice(start, start + BULK_CHUNK);
-      const pending = new Map<string, string>();
-      const jobs = chunk.map((message) => {
-        const data = this.toJobData(message, now, pending);
-        receipts.push({ id: data.id, messageId: data.messageIdHeader });
-        return { name: SEND_JOB, data, opts: { jobId: data.id } } as const;
+    for (let start = 0; start < ids.length; start += BULK_CHUNK) {
+      const chunk = ids.slice(start, start + BULK_CHUNK);
+      const states = await this.ledger.states(chunk);
+      const payloads: MailPayload[] = [];
+      for (const [i, id] of chunk.entries()) {
+        const state = states[i];
+        if (!state || !isTerminalState(state) || !wanted.has(state)) continue;
+        const payload = await this.ledger.payload(id);
+        if (payload) payloads.push(JSON.parse(payload) as MailPayload);
+      }
+      const now = Date.now();
+      const fresh = payloads.map((old) => {
+        const id = newMessageId(now);
+        return {
+          ...old,
+          id,
+          messageIdHeader: messageIdHeader(
+            id,
+            old.messageIdHeader.slice(old.messageIdHeader.indexOf('@') + 1, -1),
+          ),
+          acceptedAt: now,
+          expiresAt: now + this.maxAgeMs,
+        } satisfies MailPayload;
       });
-      // Content first: a job is never queued before the content it refers to exists.
-      await this.content.store(pending, (this.maxAgeMs + CONTENT_TTL_MARGIN_MS) / 1000);
-      await this.queue.addBulk(jobs);
+      receipts.push(
+        ...(await this.enqueuePayloads(
+          fresh,
+          fresh.map(() => undefined),
+          fresh.map((p) => hashOf(p.id)),
+        )),
+      );
     }
     return receipts;
   }
@@ -125,17 +213,95 @@ export class MailroomClient {
     if (this.ownsRedis) this.redis.disconnect();
   }
 
-  private validateAll(inputs: readonly unknown[]): Message[] {
+  private async enqueue(
+    inputs: readonly unknown[],
+    keys: readonly (string | undefined)[],
+  ): Promise<SendReceipt[]> {
+    const messages = this.validateAll(inputs, keys);
+    await this.ready();
+    const now = Date.now();
+    const receipts: SendReceipt[] = [];
+    for (let start = 0; start < messages.length; start += BULK_CHUNK) {
+      const chunk = messages.slice(start, start + BULK_CHUNK);
+      const pending = new Map<string, string>();
+      const payloads = chunk.map((message) => this.toPayload(message, now, pending));
+      // Content first: a message is never recorded before the content it refers to exists.
+      await this.content.store(pending, (this.maxAgeMs + CONTENT_TTL_MARGIN_MS) / 1000);
+      receipts.push(
+        ...(await this.enqueuePayloads(
+          payloads,
+          chunk.map((_, i) => keys[start + i]),
+          chunk.map((m) => hashOf(JSON.stringify(m))),
+        )),
+      );
+    }
+    return receipts;
+  }
+
+  /**
+   * Ledger record (accepted), then the jobs, then the record says queued: only then is the producer told
+   * "yes". If the jobs cannot be added the records are ended as failed (enqueue_incomplete) and the error is
+   * thrown; should even that fail, the reconciler ends them the same way.
+   */
+  private async enqueuePayloads(
+    payloads: readonly MailPayload[],
+    keys: readonly (string | undefined)[],
+    contentHashes: readonly string[],
+  ): Promise<SendReceipt[]> {
+    const entries: AcceptEntry[] = payloads.map((p, i) => {
+      const key = keys[i];
+      return {
+        id: p.id,
+        messageId: p.messageIdHeader,
+        expiresAt: p.expiresAt,
+        payload: JSON.stringify(p),
+        ...(key === undefined ? {} : { idempotencyKeyHash: hashOf(key) }),
+        contentHash: contentHashes[i]!,
+        tags: p.tags,
+      };
+    });
+    const outcomes = await this.ledger.accept(entries);
+    const fresh = payloads.filter((_, i) => outcomes[i]?.status === 'new');
+    if (fresh.length > 0) {
+      const ids = fresh.map((p) => p.id);
+      try {
+        await this.queue.addBulk(
+          ids.map((id) => ({ name: SEND_JOB, data: { id }, opts: { jobId: id } }) as const),
+        );
+      } catch (err) {
+        await this.ledger
+          .finish(ids, 'failed', 'enqueue_incomplete', { from: ['accepted'] })
+          .catch(() => undefined);
+        throw err;
+      }
+      await this.ledger.markQueued(ids);
+    }
+    return payloads.map((p, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.status === 'new') return { id: p.id, messageId: p.messageIdHeader, duplicate: false };
+      const domain = p.messageIdHeader.slice(p.messageIdHeader.indexOf('@') + 1, -1);
+      return { id: outcome.id, messageId: messageIdHeader(outcome.id, domain), duplicate: true };
+    });
+  }
+
+  private validateAll(inputs: readonly unknown[], keys: readonly (string | undefined)[]): Message[] {
     const issues: FieldIssue[] = [];
     const messages: Message[] = [];
     const options =
       this.options.maxMessageBytes === undefined ? {} : { maxMessageBytes: this.options.maxMessageBytes };
     inputs.forEach((input, index) => {
+      const prefix = inputs.length === 1 ? '' : `[${index}].`;
+      const key = keys[index];
+      if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+        issues.push({
+          field: `${prefix}idempotencyKey`,
+          message: 'must be 1-255 printable ASCII characters',
+        });
+      }
       try {
         messages.push(parseMessage(input, options));
       } catch (err) {
         if (!(err instanceof ValidationError)) throw err;
-        const prefix = inputs.length === 1 ? '' : `[${index}].`;
         for (const issue of err.issues) issues.push({ field: prefix + issue.field, message: issue.message });
       }
     });
@@ -143,7 +309,7 @@ export class MailroomClient {
     return messages;
   }
 
-  private toJobData(message: Message, now: number, pending: Map<string, string>): MailJobData {
+  private toPayload(message: Message, now: number, pending: Map<string, string>): MailPayload {
     const id = newMessageId(now);
     const domain = this.options.messageIdDomain ?? addressDomain(message.from.address);
     const attachments: AttachmentRef[] = message.attachments.map((a) => ({
@@ -171,3 +337,9 @@ export class MailroomClient {
     };
   }
 }
+
+function hashOf(value: string): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
+export type { MessageStatus, MessageState };

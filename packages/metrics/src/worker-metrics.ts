@@ -48,6 +48,13 @@ export interface WorkerMetrics {
   readonly concurrency: Gauge;
   readonly redisConnected: Gauge;
   readonly configFaults: Counter<'reason'>;
+  readonly duplicatesSuppressed: Counter;
+  readonly duplicatesDelivered: Counter;
+  readonly ambiguous: Counter<'action'>;
+  readonly ledgerWriteRetries: Counter;
+  readonly reconcilerRepairs: Counter<'reason'>;
+  readonly overdue: Gauge;
+  readonly watchdogTrips: Counter;
 }
 
 const SEND_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -114,5 +121,60 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   });
   for (const reason of ['auth', 'tls', 'dns', 'policy']) configFaults.inc({ reason }, 0);
 
-  return { terminal, attempts, sendDuration, jobsActive, concurrency, redisConnected, configFaults };
+  const duplicatesSuppressed = new Counter({
+    name: 'mailroom_duplicates_suppressed_total',
+    help: 'Jobs that found their message already finished in the ledger and sent nothing.',
+    registers,
+  });
+  const duplicatesDelivered = new Counter({
+    name: 'mailroom_duplicates_delivered_total',
+    help: 'Messages the relay accepted again after an earlier attempt had already finished them.',
+    registers,
+  });
+  const ambiguous = new Counter({
+    name: 'mailroom_ambiguous_total',
+    help: 'Attempts that sent the whole body and got no reply (RFC 1047), by what the policy did.',
+    labelNames: ['action'],
+    registers,
+  });
+  for (const action of ['resent', 'stopped']) ambiguous.inc({ action }, 0);
+  const ledgerWriteRetries = new Counter({
+    name: 'mailroom_ledger_write_retries_total',
+    help: 'Ledger writes retried after a Redis error (a send is never failed for it).',
+    registers,
+  });
+  const reconcilerRepairs = new Counter({
+    name: 'mailroom_reconciler_repairs_total',
+    help: 'Corrections made by the reconciler, by reason. Must stay 0 in a healthy system.',
+    labelNames: ['reason'],
+    registers,
+  });
+  for (const reason of ['job_missing', 'enqueue_incomplete']) reconcilerRepairs.inc({ reason }, 0);
+  const overdue = new Gauge({
+    name: 'mailroom_messages_overdue',
+    help: 'Messages past their max age without a terminal state (reconciler role only). Must be 0.',
+    registers,
+  });
+  const watchdogTrips = new Counter({
+    name: 'mailroom_worker_watchdog_trips_total',
+    help: 'Times the watchdog found this worker idle while jobs were waiting.',
+    registers,
+  });
+
+  return {
+    terminal,
+    attempts,
+    sendDuration,
+    jobsActive,
+    concurrency,
+    redisConnected,
+    configFaults,
+    duplicatesSuppressed,
+    duplicatesDelivered,
+    ambiguous,
+    ledgerWriteRetries,
+    reconcilerRepairs,
+    overdue,
+    watchdogTrips,
+  };
 }

@@ -2,3 +2,5 @@ export * from './keys.js';
 export * from './job-data.js';
 export * from './content-store.js';
 export * from './mail-queue.js';
+export * from './lua-script.js';
+export * from './ledger.js';

@@ -17,10 +17,10 @@ export interface AttachmentRef {
 }
 
 /**
- * The data of one `send` job: what differs per message, plus references to shared content. The job id is the
- * message id. Version 1.
+ * One message as the ledger keeps it until it is sent: what differs per message, plus references to shared
+ * content. Version 1.
  */
-export interface MailJobData {
+export interface MailPayload {
   readonly v: 1;
   /** Mailroom's message id, also the BullMQ job id. */
   readonly id: string;
@@ -41,11 +41,19 @@ export interface MailJobData {
   readonly tags: readonly string[];
 }
 
+/**
+ * The data of one `send` job: only the message id. The job points at the ledger record, which holds the
+ * payload and is the one place a message's state lives.
+ */
+export interface MailJobData {
+  readonly id: string;
+}
+
 /** Parts at or below this size (UTF-8 bytes) travel inline in the job; larger ones are stored once by hash. */
 export const INLINE_PART_MAX_BYTES = 4096;
 
 /** The references a job needs resolved before its message can be composed. */
-export function partRefs(data: MailJobData): string[] {
+export function partRefs(data: MailPayload): string[] {
   const refs: string[] = [];
   for (const part of [data.text, data.html, ...data.attachments.map((a) => a.content)]) {
     if (part && 'ref' in part) refs.push(part.ref);

@@ -21,8 +21,8 @@ export function mailJobOptions(maxAttempts = 100): DefaultJobOptions {
   return {
     attempts: maxAttempts,
     backoff: { type: BACKOFF_TYPE },
-    // The delivery record is the source of truth; finished jobs are kept a day for inspection, then dropped.
-    removeOnComplete: { age: 24 * 3600, count: 200_000 },
+    // The ledger record is the source of truth for a message; a finished job has nothing more to say.
+    removeOnComplete: true,
     removeOnFail: { age: 7 * 24 * 3600 },
   };
 }

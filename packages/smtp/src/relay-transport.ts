@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import nodemailer, { type Mail } from 'nodemailer';
 import type { SMTPPoolOptions, SMTPPoolSentMessageInfo } from 'nodemailer/lib/smtp-pool';
 import { MailroomError, type SmtpObservation } from '@mailroom/core';
@@ -66,7 +67,10 @@ export class RelayTransport {
         ...(config.ca === undefined ? {} : { ca: [config.ca] }),
         ...(config.tlsServername === undefined ? {} : { servername: config.tlsServername }),
       },
-      ...(config.auth === undefined ? {} : { auth: { user: config.auth.user, pass: config.auth.pass } }),
+      // forceAuth: never send unauthenticated when credentials are configured and the relay does not offer AUTH.
+      ...(config.auth === undefined
+        ? {}
+        : { auth: { user: config.auth.user, pass: config.auth.pass }, forceAuth: true }),
       ...(config.clientName === undefined ? {} : { name: config.clientName }),
       maxConnections: config.maxConnections,
       maxMessages: config.maxMessagesPerConnection,
@@ -83,8 +87,11 @@ export class RelayTransport {
     this.transport = nodemailer.createTransport(options);
   }
 
-  /** Sends already-composed MIME to exactly the given envelope. Rejects with SmtpSendError. */
-  async send(envelope: { from: string; to: string }, raw: Buffer): Promise<RelayAcceptance> {
+  /**
+   * Sends already-composed MIME to exactly the given envelope. Pass a stream to learn (from its 'end') when
+   * the whole body has been handed over. Rejects with SmtpSendError.
+   */
+  async send(envelope: { from: string; to: string }, raw: Buffer | Readable): Promise<RelayAcceptance> {
     this.inFlight += 1;
     try {
       const info = await this.transport.sendMail({

@@ -40,8 +40,16 @@ describe('delivery outcomes: transient, permanent, expired', () => {
     const to = 'temp451-2-erin@example.test';
     const receipt = await client.send(message(to));
     const result = await jobs.finished(receipt.id);
-    assert.equal(result.outcome, 'delivered');
+    assert.equal(result.state, 'delivered');
     assert.equal(result.attempts, 3);
+    assert.deepEqual(
+      result.history.map((h) => [h.outcome, h.code]),
+      [
+        ['deferred', 451],
+        ['deferred', 451],
+        ['delivered', 250],
+      ],
+    );
     assert.equal(sink.attempts(to), 3, 'the relay saw three attempts');
     const copies = sink.messages.filter((m) => m.messageId === receipt.messageId);
     assert.equal(copies.length, 1, 'delivered exactly once');
@@ -51,7 +59,7 @@ describe('delivery outcomes: transient, permanent, expired', () => {
     const to = 'temp421-1-frank@example.test';
     const receipt = await client.send(message(to));
     const result = await jobs.finished(receipt.id);
-    assert.equal(result.outcome, 'delivered');
+    assert.equal(result.state, 'delivered');
     assert.equal(result.attempts, 2);
     assert.deepEqual(
       sink.messages.filter((m) => m.rcptTo.includes(to)).map((m) => m.messageId),
@@ -63,12 +71,18 @@ describe('delivery outcomes: transient, permanent, expired', () => {
     const to = 'bounce-grace@example.test';
     const receipt = await client.send(message(to));
     const result = await jobs.finished(receipt.id);
-    assert.equal(result.outcome, 'bounced');
+    assert.equal(result.state, 'bounced');
     assert.equal(result.attempts, 1);
-    assert.equal(result.responseCode, 550);
-    assert.equal(result.enhancedStatus, '5.1.1');
+    assert.equal(result.code, 550);
+    assert.equal(result.enhanced, '5.1.1');
     const job = await jobs.job(receipt.id);
-    assert.equal(await job?.getState(), 'completed', 'terminal: no retry is scheduled');
+    assert.ok(job === undefined || (await job.getState()) === 'completed', 'terminal: no retry is scheduled');
+    assert.deepEqual(
+      result.history.map((h) => h.outcome),
+      ['bounced'],
+      'one attempt, recorded with its reply',
+    );
+    assert.match(result.response ?? '', /^550 5\.1\.1/);
     assert.equal(sink.attempts(to), 1);
     assert.equal(sink.messages.filter((m) => m.rcptTo.includes(to)).length, 0);
   });
@@ -77,9 +91,9 @@ describe('delivery outcomes: transient, permanent, expired', () => {
     const to = 'toobig-heidi@example.test';
     const receipt = await client.send(message(to));
     const result = await jobs.finished(receipt.id);
-    assert.equal(result.outcome, 'bounced');
+    assert.equal(result.state, 'bounced');
     assert.equal(result.attempts, 1);
-    assert.equal(result.responseCode, 552);
+    assert.equal(result.code, 552);
   });
 
   it('expires a message that keeps failing transiently past its max age', async () => {
@@ -88,9 +102,9 @@ describe('delivery outcomes: transient, permanent, expired', () => {
       const to = 'temp451-1000-ivan@example.test';
       const receipt = await short.send(message(to));
       const result = await jobs.finished(receipt.id, 10_000);
-      assert.equal(result.outcome, 'expired');
+      assert.equal(result.state, 'expired');
       assert.ok(result.attempts >= 2, `retried before expiring (${result.attempts} attempts)`);
-      assert.equal(result.responseCode, 451);
+      assert.equal(result.code, 451);
       assert.equal(sink.messages.filter((m) => m.rcptTo.includes(to)).length, 0);
     } finally {
       await short.close();

@@ -55,9 +55,9 @@ describe('delivery over TLS to a relay that requires AUTH', () => {
       await sink.waitForMessages(3, 15_000);
       for (const receipt of receipts) {
         const result = await jobs.finished(receipt.id);
-        assert.equal(result.outcome, 'delivered');
+        assert.equal(result.state, 'delivered');
         assert.equal(result.attempts, 1);
-        assert.equal(result.responseCode, 250);
+        assert.equal(result.code, 250);
       }
       assert.equal(sink.messages.length, 3);
       for (const record of sink.messages) {
@@ -114,6 +114,12 @@ describe('delivery over TLS to a relay that requires AUTH', () => {
         const state = await job.getState();
         assert.ok(['delayed', 'waiting', 'active'].includes(state), `message kept for later, state ${state}`);
         assert.equal(job.attemptsMade, 0, 'configuration faults spend no attempt');
+        const status = await jobs.status(receipt.id);
+        assert.ok(
+          ['queued', 'sending'].includes(status.state),
+          `still pending in the ledger (${status.state})`,
+        );
+        assert.equal(status.history.length, 0, 'no attempt recorded against the message');
         assert.equal(sink.messages.length, 0, 'nothing reached the sink');
         const terminal = await worker.registry.getSingleMetricAsString('mailroom_messages_terminal_total');
         assert.match(terminal, /outcome="bounced"\} 0/);
