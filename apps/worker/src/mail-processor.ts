@@ -152,13 +152,15 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       return terminal(id, 'failed', { reason: 'content_missing' });
     }
 
+    // The ledger learns that the body is complete BEFORE the final dot can reach the relay: the stream ends
+    // only once that write is in Redis. A crash before it leaves a message the relay never accepted (safe to
+    // send again); a crash after it is counted as ambiguous. Never the other way round.
     let bodyWritten = false;
-    const body = Readable.from([raw]);
-    body.once('end', () => {
+    const body = bodyEndingAfter(raw, async () => {
+      if (!(await ledger.markBodyWritten(id, fence))) {
+        throw new Error('another attempt owns this message now: final dot withheld');
+      }
       bodyWritten = true;
-      ledger.markBodyWritten(id, fence).catch((err: unknown) => {
-        logger.warn({ msgId: id, err: { message: (err as Error).message } }, 'could not record body written');
-      });
     });
 
     const started = performance.now();
@@ -291,6 +293,27 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     metrics.attempts.inc({ result, reply_class: replyClass });
     metrics.sendDuration.observe({ result }, (performance.now() - started) / 1000);
   }
+}
+
+/**
+ * A stream of `raw` whose end (after which the SMTP client writes the final dot) waits for `beforeEnd`.
+ * If `beforeEnd` fails, the stream fails and the transaction is abandoned without its final dot.
+ */
+export function bodyEndingAfter(raw: Buffer, beforeEnd: () => Promise<void>): Readable {
+  let pushed = false;
+  return new Readable({
+    read() {
+      if (!pushed) {
+        pushed = true;
+        this.push(raw);
+        return;
+      }
+      beforeEnd().then(
+        () => this.push(null),
+        (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))),
+      );
+    },
+  });
 }
 
 /** BullMQ backoff strategy: the delay the processor computed for this failure (see TransientDeliveryError). */
