@@ -120,18 +120,32 @@ export class Reconciler {
       for (const id of ids) {
         tx.hmget(ledger.key(id), 'state', 'acceptedAt');
         tx.exists(`${this.o.prefix}:${MAIL_QUEUE}:${id}`);
+        tx.hget(`${this.o.prefix}:${MAIL_QUEUE}:${id}`, 'finishedOn');
       }
       const replies = (await tx.exec()) ?? [];
       const requeue: string[] = [];
       const abandon: string[] = [];
+      /** Jobs BullMQ gave up on (stalled too often, unexpected errors) while the message is not finished. */
+      const failedJobs: string[] = [];
       ids.forEach((id, i) => {
-        const [state, acceptedAt] = (replies[2 * i]?.[1] as (string | null)[] | undefined) ?? [];
-        const hasJob = Number(replies[2 * i + 1]?.[1] ?? 1) === 1;
-        if (hasJob || !state) return;
+        const [state, acceptedAt] = (replies[3 * i]?.[1] as (string | null)[] | undefined) ?? [];
+        const hasJob = Number(replies[3 * i + 1]?.[1] ?? 1) === 1;
+        const jobFinished = replies[3 * i + 2]?.[1] != null;
+        if (!state) return;
+        if (hasJob && jobFinished && (state === 'queued' || state === 'sending')) {
+          failedJobs.push(id);
+          return;
+        }
+        if (hasJob) return;
         if (state === 'accepted') {
           if (now - Number(acceptedAt ?? now) > this.o.enqueueGraceMs) abandon.push(id);
         } else if (state === 'queued' || state === 'sending') requeue.push(id);
       });
+      for (const id of failedJobs) {
+        // A finished (failed) job is not locked; removing it frees its id for the new job below.
+        await this.o.queue.remove(id);
+        requeue.push(id);
+      }
       if (abandon.length > 0) {
         const ended = await ledger.finish(
           abandon,
@@ -150,8 +164,13 @@ export class Reconciler {
         );
         await ledger.count('repaired', requeue.length);
         report.requeued = requeue.length;
-        metrics.reconcilerRepairs.inc({ reason: 'job_missing' }, requeue.length);
-        logger.error({ count: requeue.length }, 'messages whose job had vanished were queued again');
+        if (failedJobs.length > 0) metrics.reconcilerRepairs.inc({ reason: 'job_failed' }, failedJobs.length);
+        const missing = requeue.length - failedJobs.length;
+        if (missing > 0) metrics.reconcilerRepairs.inc({ reason: 'job_missing' }, missing);
+        logger.error(
+          { count: requeue.length, failedJobs: failedJobs.length },
+          'messages whose job had vanished or failed were queued again',
+        );
       }
     }
 

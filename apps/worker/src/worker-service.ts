@@ -131,7 +131,9 @@ export async function startWorkerService(
       concurrency: config.concurrency,
       lockDuration: config.lockDurationMs,
       stalledInterval: config.stalledIntervalMs,
-      maxStalledCount: 1,
+      // A stall means a crashed or frozen worker; the ledger keeps a re-run from sending twice, so a job may
+      // stall a few times (crash loops end at the message's max age, and failed jobs are repaired).
+      maxStalledCount: 5,
       autorun: false,
       settings: { backoffStrategy: mailBackoffStrategy },
     },

@@ -98,6 +98,8 @@ export class MailroomClient {
       this.ownsRedis = true;
     }
     this.queue = createMailQueue(this.redis, { prefix });
+    // Connection errors reach the caller through the operation that failed; no stray logging from here.
+    this.queue.on('error', () => undefined);
     this.content = new ContentStore(this.redis, prefix);
     this.ledger = new Ledger(this.redis, {
       prefix,

@@ -149,7 +149,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     labelNames: ['reason'],
     registers,
   });
-  for (const reason of ['job_missing', 'enqueue_incomplete']) reconcilerRepairs.inc({ reason }, 0);
+  for (const reason of ['job_missing', 'job_failed', 'enqueue_incomplete']) reconcilerRepairs.inc({ reason }, 0);
   const overdue = new Gauge({
     name: 'mailroom_messages_overdue',
     help: 'Messages past their max age without a terminal state (reconciler role only). Must be 0.',

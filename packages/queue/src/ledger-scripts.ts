@@ -192,6 +192,7 @@ return 1
  * text or '', ARGV[9] reason or '', ARGV[10] retention (s).
  * Terminal states are written once. Only the attempt holding the token may change the state (fencing), with
  * one exception: `delivered` is a fact the relay reported and wins over any non-terminal state.
+ * An outcome without a reply code from an attempt that had written its body counts as ambiguous (RFC 1047).
  * Result: 'ok', 'terminal' (already final, nothing written) or 'fenced' (another attempt owns the message).
  */
 export const RECORD_OUTCOME =
@@ -201,10 +202,22 @@ export const RECORD_OUTCOME =
 local P, id, token, now, outcome, code, enhanced, response, reason, retention =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local key = P .. ':msg:' .. id
-local f = redis.call('HMGET', key, 'state', 'token')
+local f = redis.call('HMGET', key, 'state', 'token', 'bodyAt')
 if not f[1] then return 'missing' end
 if TERMINAL[f[1]] then return 'terminal' end
 if outcome ~= 'delivered' and f[2] ~= token then return 'fenced' end
+-- The body went out and no reply came back: the relay may have the message (RFC 1047). Counted per message
+-- and in the stats, whatever happens next (resent after a deferral, stopped, or expired).
+if outcome ~= 'delivered' and outcome ~= 'released' and code == '' and f[3] then
+  redis.call('HINCRBY', key, 'ambiguous', 1)
+  if outcome == 'ambiguous' then
+    redis.call('HINCRBY', P .. ':stats', 'ambiguous_stopped', 1)
+  elseif outcome == 'deferred' then
+    redis.call('HINCRBY', P .. ':stats', 'ambiguous_resent', 1)
+  else
+    redis.call('HINCRBY', P .. ':stats', 'ambiguous_ended', 1)
+  end
+end
 if outcome == 'released' then
   redis.call('HSET', key, 'state', 'queued', 'updatedAt', now)
   redis.call('HINCRBY', key, 'attempts', -1)

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { assertBooksBalance, FaultBed, newsletter } from './fault-bed.js';
+
+const MESSAGES = 5000;
+const WORKERS = 3;
+/** Kills, one every KILL_EVERY_MS, while work remains; bounded in count. */
+const MAX_KILLS = 8;
+const KILL_EVERY_MS = 1500;
+
+describe('fault: worker processes killed with SIGKILL during a run', () => {
+  let bed: FaultBed | undefined;
+  after(async () => bed?.stop());
+
+  it(`${WORKERS} workers, ${MESSAGES} messages, a SIGKILL every ${KILL_EVERY_MS} ms: nothing lost, nothing sent twice`, async () => {
+    // slow-20: each reply to the final dot comes 20 ms late, so a run lasts long enough to be killed often
+    // and many messages are in the middle of their SMTP transaction when a worker dies.
+    bed = await FaultBed.start({ workers: WORKERS });
+    await bed.enqueue(newsletter(MESSAGES, () => 'slow-20-'));
+    await bed.startWorkers();
+    await bed.delivered(200);
+    const faultStart = Date.now();
+    let kills = 0;
+    while (kills < MAX_KILLS && bed.sink.messages.length < MESSAGES * 0.9) {
+      await bed.kill(kills % WORKERS, 'SIGKILL');
+      kills += 1;
+      await new Promise((r) => setTimeout(r, KILL_EVERY_MS));
+    }
+    const faultEnd = Date.now();
+    const row = await bed.settle('worker SIGKILL x' + kills, { startedAt: faultStart, endedAt: faultEnd }, 120_000);
+    assert.ok(kills >= 4, `the run was interrupted several times (${kills} kills)`);
+    assertBooksBalance(row, bed.outputs());
+    assert.equal(row.delivered, MESSAGES, 'every message delivered');
+    assert.equal(row.bounced, 0);
+    // A worker killed between the final dot and the relay's reply leaves an ambiguous message: resent
+    // (default policy) and counted. Every other message arrives exactly once.
+    assert.ok(row.duplicates <= row.ambiguous, `duplicates ${row.duplicates} <= ambiguous ${row.ambiguous}`);
+    assert.ok(bed.starts >= WORKERS + kills, 'every killed worker was replaced');
+  });
+});
