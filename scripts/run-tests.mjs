@@ -6,7 +6,8 @@
 //   node scripts/run-tests.mjs unit faults     only the named suites
 //   MAILROOM_TEST_FILTER=ledger node scripts/run-tests.mjs   only files whose path contains "ledger"
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,12 +42,44 @@ for (const suite of SUITES) {
   if (files.length === 0) continue;
   ran += files.length;
   console.log(`\n## suite ${suite.name}: ${files.length} file(s)`);
+  const reportDir = mkdtempSync(join(tmpdir(), 'mailroom-fault-report-'));
+  const reportFile = join(reportDir, 'rows.jsonl');
   const result = spawnSync(
     process.execPath,
     ['--test', `--test-concurrency=${suite.concurrency}`, ...files.map((f) => relative(root, f))],
-    { cwd: root, stdio: 'inherit' },
+    { cwd: root, stdio: 'inherit', env: { ...process.env, MAILROOM_FAULT_REPORT: reportFile } },
   );
   if (result.status !== 0) failed = true;
+  if (existsSync(reportFile)) printFaultTable(readFileSync(reportFile, 'utf8'));
+  rmSync(reportDir, { recursive: true, force: true });
+}
+
+/** The fault suite's accounting, one row per case (test/faults/accounting.ts writes the rows). */
+function printFaultTable(jsonl) {
+  const rows = jsonl
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+  const columns = [
+    ['case', (r) => r.case],
+    ['accepted', (r) => r.accepted],
+    ['delivered', (r) => r.delivered],
+    ['bounced', (r) => r.bounced],
+    ['expired', (r) => r.expired],
+    ['ambiguous', (r) => r.ambiguous],
+    [
+      'duplicates',
+      (r) => `${r.duplicates}${r.unexplainedDuplicates ? ` (${r.unexplainedDuplicates} unexplained)` : ''}`,
+    ],
+    ['lost', (r) => r.lost],
+    ['recovery s', (r) => (r.recoverySeconds === null ? '-' : r.recoverySeconds.toFixed(1))],
+  ];
+  console.log(
+    '\n## fault accounting (accepted = what the producer was told; duplicates = extra copies at the SMTP server)\n',
+  );
+  console.log(`| ${columns.map(([name]) => name).join(' | ')} |`);
+  console.log(`|${columns.map(() => '---').join('|')}|`);
+  for (const row of rows) console.log(`| ${columns.map(([, get]) => String(get(row))).join(' | ')} |`);
 }
 if (ran === 0) {
   console.error('no test files found: run `npm run build` first');

@@ -1,6 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { isTerminalState, type MessageState } from '@mailroom/core';
+import { isTerminalState } from '@mailroom/core';
 import type { ReceivedMessage } from '@mailroom/sink';
 
 /** What the producer was told for one accepted message. */
@@ -34,7 +34,15 @@ export interface AccountingRow {
   readonly problems: readonly string[];
 }
 
-const TERMINAL_LOG_OUTCOMES = new Set(['delivered', 'bounced', 'expired', 'failed', 'ambiguous', 'cancelled', 'suppressed']);
+const TERMINAL_LOG_OUTCOMES = new Set([
+  'delivered',
+  'bounced',
+  'expired',
+  'failed',
+  'ambiguous',
+  'cancelled',
+  'suppressed',
+]);
 
 /**
  * Joins the three views of a run. For every accepted message: the ledger has exactly one terminal state
@@ -83,7 +91,8 @@ export async function account(input: {
         const extra = Math.max(0, n - 1 - timesAmbiguous);
         if (extra > 0) {
           unexplained += extra;
-          if (problems.length < 5) problems.push(`${r.id}: ${n} copies, ${timesAmbiguous} ambiguous attempts`);
+          if (problems.length < 5)
+            problems.push(`${r.id}: ${n} copies, ${timesAmbiguous} ambiguous attempts`);
         }
       }
       if (!state) {
@@ -95,7 +104,7 @@ export async function account(input: {
         problems.push(`${r.id}: ledger Message-ID ${messageId} differs from the receipt ${r.messageId}`);
       }
       states[state] = (states[state] ?? 0) + 1;
-      if (!isTerminalState(state as MessageState)) {
+      if (!isTerminalState(state)) {
         lost += 1;
         if (problems.length < 5) problems.push(`${r.id}: still ${state}`);
         return;

@@ -24,7 +24,10 @@ describe('fault: Redis crashes, outages and pauses', () => {
     const row = await bed.settle('redis SIGKILL + restart', { startedAt, endedAt });
     assertBooksBalance(row, bed.outputs());
     assert.equal(row.delivered, MESSAGES);
-    assert.ok(row.recoverySeconds !== null && row.recoverySeconds <= 30, `recovered in ${row.recoverySeconds}s`);
+    assert.ok(
+      row.recoverySeconds !== null && row.recoverySeconds <= 30,
+      `recovered in ${row.recoverySeconds}s`,
+    );
   });
 
   it('Redis down for 30 s, then back: workers wait, then finish everything', async () => {
@@ -40,7 +43,10 @@ describe('fault: Redis crashes, outages and pauses', () => {
     const row = await bed.settle('redis down 30 s', { startedAt, endedAt });
     assertBooksBalance(row, bed.outputs());
     assert.equal(row.delivered, MESSAGES);
-    assert.ok(row.recoverySeconds !== null && row.recoverySeconds <= 30, `recovered in ${row.recoverySeconds}s`);
+    assert.ok(
+      row.recoverySeconds !== null && row.recoverySeconds <= 30,
+      `recovered in ${row.recoverySeconds}s`,
+    );
   });
 
   it('Redis paused (CLIENT PAUSE) longer than the job lock: no message sent twice outside counted ambiguity', async () => {
@@ -56,7 +62,10 @@ describe('fault: Redis crashes, outages and pauses', () => {
     const row = await bed.settle('redis CLIENT PAUSE 6 s', { startedAt, endedAt });
     assertBooksBalance(row, bed.outputs());
     assert.equal(row.delivered, MESSAGES);
-    assert.ok(row.recoverySeconds !== null && row.recoverySeconds <= 30, `recovered in ${row.recoverySeconds}s`);
+    assert.ok(
+      row.recoverySeconds !== null && row.recoverySeconds <= 30,
+      `recovered in ${row.recoverySeconds}s`,
+    );
   });
 });
 

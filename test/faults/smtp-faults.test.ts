@@ -86,9 +86,15 @@ describe('fault: SMTP server trouble', () => {
     const row = await bed.settle('reset mid-DATA', window);
     assertBooksBalance(row, bed.outputs());
     assert.ok(bed.proxy!.stats.resets > 0, 'connections were reset');
-    assert.ok(bed.workers.some((w) => /message deferred/.test(w.output())), 'the cut attempts were deferred');
+    assert.ok(
+      bed.workers.some((w) => /message deferred/.test(w.output())),
+      'the cut attempts were deferred',
+    );
     assert.equal(row.delivered, MESSAGES);
-    assert.ok(row.recoverySeconds !== null && row.recoverySeconds <= 30, `recovered in ${row.recoverySeconds}s`);
+    assert.ok(
+      row.recoverySeconds !== null && row.recoverySeconds <= 30,
+      `recovered in ${row.recoverySeconds}s`,
+    );
   });
 
   it('greeting stall (a server that accepts and says nothing): timeouts, then delivery', async () => {
@@ -102,13 +108,19 @@ describe('fault: SMTP server trouble', () => {
     assertBooksBalance(row, bed.outputs());
     assert.equal(row.delivered, MESSAGES);
     assert.equal(row.duplicates, 0);
-    assert.ok(row.recoverySeconds !== null && row.recoverySeconds <= 30, `recovered in ${row.recoverySeconds}s`);
+    assert.ok(
+      row.recoverySeconds !== null && row.recoverySeconds <= 30,
+      `recovered in ${row.recoverySeconds}s`,
+    );
   });
 
   it('stall after DATA (never answered): ambiguous attempts until the message expires, no bounce', async () => {
     bed = await FaultBed.start({ workers: 2 });
     await bed.enqueue(newsletter(MESSAGES, () => 'ok-'));
-    const stalled = await bed.enqueue(newsletter(10, () => 'stalldata-'), { maxAgeMs: 8000 });
+    const stalled = await bed.enqueue(
+      newsletter(10, () => 'stalldata-'),
+      { maxAgeMs: 8000 },
+    );
     await bed.startWorkers();
     const row = await bed.settle('stall after DATA', undefined);
     assertBooksBalance(row, bed.outputs());
@@ -131,10 +143,13 @@ describe('fault: SMTP server trouble', () => {
 
 /** Waits until a worker has tried the relay and logged the failure (a pause or a deferral). */
 async function relayFailureLogged(bed: FaultBed, label: string): Promise<void> {
-  await waitFor(() => bed.workers.some((w) => /relay configuration fault|message deferred/.test(w.output())), {
-    timeoutMs: 20_000,
-    what: `a failed attempt against a relay with ${label}`,
-  });
+  await waitFor(
+    () => bed.workers.some((w) => /relay configuration fault|message deferred/.test(w.output())),
+    {
+      timeoutMs: 20_000,
+      what: `a failed attempt against a relay with ${label}`,
+    },
+  );
 }
 
 describe('fault: a relay that is misconfigured or unreachable', () => {
@@ -149,7 +164,11 @@ describe('fault: a relay that is misconfigured or unreachable', () => {
   it('TLS failures, bad certificates, STARTTLS stripped, AUTH refused, refused port, unresolvable host: no delivery, no plaintext, no bounce', async () => {
     const ca = await createTestCertificateAuthority();
     const leaf = await ca.issue({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
-    const expired = await ca.issue({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'], expired: true });
+    const expired = await ca.issue({
+      commonName: 'localhost',
+      altNames: ['localhost', '127.0.0.1'],
+      expired: true,
+    });
     const auth = { user: 'mailroom', pass: 'right-password' };
     bed = await FaultBed.start({ workers: 1, sink: { tls: leaf, auth } });
     const caFile = join(bed.redis.dir, 'relay-ca.pem');
@@ -183,7 +202,11 @@ describe('fault: a relay that is misconfigured or unreachable', () => {
       n += 1;
       await relayFailureLogged(bed, label);
       assert.equal(bed.sink.messages.length, 0, `nothing delivered with ${label}`);
-      assert.equal(expiredSink.messages.length + strippedSink.messages.length, 0, `nothing sent with ${label}`);
+      assert.equal(
+        expiredSink.messages.length + strippedSink.messages.length,
+        0,
+        `nothing sent with ${label}`,
+      );
       assert.equal(bed.sink.messages.filter((m) => !m.secure).length, 0, 'nothing in plaintext');
       const bounced: number = Number((await bed.conn.hget('{mailroom}:stats', 'bounced')) ?? 0);
       assert.equal(bounced, 0, `nothing bounced with ${label}`);
@@ -193,6 +216,9 @@ describe('fault: a relay that is misconfigured or unreachable', () => {
     assertBooksBalance(row, bed.outputs());
     assert.equal(row.bounced, 0);
     assert.equal(row.delivered, row.accepted, 'every message delivered once the relay settings were right');
-    assert.ok(bed.sink.messages.every((m) => m.secure && m.authUser === auth.user), 'over TLS with AUTH');
+    assert.ok(
+      bed.sink.messages.every((m) => m.secure && m.authUser === auth.user),
+      'over TLS with AUTH',
+    );
   });
 });

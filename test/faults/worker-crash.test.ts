@@ -27,7 +27,11 @@ describe('fault: worker processes killed with SIGKILL during a run', () => {
       await new Promise((r) => setTimeout(r, KILL_EVERY_MS));
     }
     const faultEnd = Date.now();
-    const row = await bed.settle('worker SIGKILL x' + kills, { startedAt: faultStart, endedAt: faultEnd }, 120_000);
+    const row = await bed.settle(
+      'worker SIGKILL x' + kills,
+      { startedAt: faultStart, endedAt: faultEnd },
+      120_000,
+    );
     assert.ok(kills >= 4, `the run was interrupted several times (${kills} kills)`);
     assertBooksBalance(row, bed.outputs());
     assert.equal(row.delivered, MESSAGES, 'every message delivered');
