@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import { DelayedError, type Job } from 'bullmq';
 import {
   classifySmtpOutcome,
@@ -152,20 +151,22 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       return terminal(id, 'failed', { reason: 'content_missing' });
     }
 
-    // The ledger learns that the body is complete BEFORE the final dot can reach the relay: the stream ends
-    // only once that write is in Redis. A crash before it leaves a message the relay never accepted (safe to
-    // send again); a crash after it is counted as ambiguous. Never the other way round.
+    // The ledger learns that the body is complete BEFORE the final dot can reach the relay. A crash before
+    // that write leaves a message the relay never accepted (safe to send again); a crash after it is
+    // counted as ambiguous. Never the other way round.
     let bodyWritten = false;
-    const body = bodyEndingAfter(raw, async () => {
+    const beforeFinalDot = async (): Promise<void> => {
       if (!(await ledger.markBodyWritten(id, fence))) {
         throw new Error('another attempt owns this message now: final dot withheld');
       }
       bodyWritten = true;
-    });
+    };
 
     const started = performance.now();
     try {
-      const accepted = await transport.send({ from: data.from.address, to: data.to.address }, body);
+      const accepted = await transport.send({ from: data.from.address, to: data.to.address }, raw, {
+        beforeFinalDot,
+      });
       observeAttempt('delivered', '2xx', started);
       logger.debug(
         { msgId: id, rcpt: data.to.address, response: accepted.response },
@@ -293,27 +294,6 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     metrics.attempts.inc({ result, reply_class: replyClass });
     metrics.sendDuration.observe({ result }, (performance.now() - started) / 1000);
   }
-}
-
-/**
- * A stream of `raw` whose end (after which the SMTP client writes the final dot) waits for `beforeEnd`.
- * If `beforeEnd` fails, the stream fails and the transaction is abandoned without its final dot.
- */
-export function bodyEndingAfter(raw: Buffer, beforeEnd: () => Promise<void>): Readable {
-  let pushed = false;
-  return new Readable({
-    read() {
-      if (!pushed) {
-        pushed = true;
-        this.push(raw);
-        return;
-      }
-      beforeEnd().then(
-        () => this.push(null),
-        (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))),
-      );
-    },
-  });
 }
 
 /** BullMQ backoff strategy: the delay the processor computed for this failure (see TransientDeliveryError). */
