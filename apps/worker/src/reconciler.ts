@@ -130,7 +130,7 @@ export class Reconciler {
       ids.forEach((id, i) => {
         const [state, acceptedAt] = (replies[3 * i]?.[1] as (string | null)[] | undefined) ?? [];
         const hasJob = Number(replies[3 * i + 1]?.[1] ?? 1) === 1;
-        const jobFinished = replies[3 * i + 2]?.[1] != null;
+        const jobFinished = (replies[3 * i + 2]?.[1] ?? null) !== null;
         if (!state) return;
         if (hasJob && jobFinished && (state === 'queued' || state === 'sending')) {
           failedJobs.push(id);
