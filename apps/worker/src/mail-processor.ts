@@ -4,6 +4,7 @@ import {
   type AmbiguityPolicy,
   type Classification,
   type TerminalState,
+  ValidationError,
 } from '@mailroom/core';
 import type { AttemptResult, WorkerMetrics } from '@mailroom/metrics';
 import {
@@ -16,7 +17,8 @@ import {
   type MailPayload,
   type OutcomeReport,
 } from '@mailroom/queue';
-import { SmtpSendError, composeMessage, type RelayTransport } from '@mailroom/smtp';
+import { compileMessage } from '@mailroom/mime';
+import { SmtpSendError, type RelayTransport } from '@mailroom/smtp';
 import type { Logger } from './logger.js';
 import type { RelayGate } from './relay-gate.js';
 import { nextAttemptDelayMs, type RetryPolicyOptions } from './retry-policy.js';
@@ -145,10 +147,18 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     try {
       raw = await compose(data);
     } catch (err) {
-      if (!(err instanceof ContentMissingError)) throw err;
-      logger.error({ msgId: id, err }, 'message content is missing');
-      await record(id, fence, { outcome: 'failed', reason: 'content_missing' });
-      return terminal(id, 'failed', { reason: 'content_missing' });
+      // Neither can get better by retrying: the message ends failed, with the reason in its status.
+      if (err instanceof ContentMissingError) {
+        logger.error({ msgId: id, err }, 'message content is missing');
+        await record(id, fence, { outcome: 'failed', reason: 'content_missing' });
+        return terminal(id, 'failed', { reason: 'content_missing' });
+      }
+      if (err instanceof ValidationError) {
+        logger.error({ msgId: id, fields: err.issues.map((i) => i.field) }, 'message cannot be encoded');
+        await record(id, fence, { outcome: 'failed', reason: 'unencodable', response: err.message });
+        return terminal(id, 'failed', { reason: 'unencodable' });
+      }
+      throw err;
     }
 
     // The ledger learns that the body is complete BEFORE the final dot can reach the relay. A crash before
@@ -270,24 +280,36 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     throw new TransientDeliveryError(c, delay, { cause });
   }
 
+  /**
+   * The message as it goes on the wire, through the compiled-message path. Byte-identical on every
+   * attempt: the Message-ID and the Date (the moment of acceptance) come from the ledger record.
+   */
   async function compose(data: MailPayload): Promise<Buffer> {
     const loaded = await content.load(partRefs(data));
-    return composeMessage({
-      from: data.from,
-      to: data.to,
-      ...(data.replyTo ? { replyTo: data.replyTo } : {}),
-      subject: data.subject,
-      ...(data.text ? { text: resolvePart(data.text, loaded) } : {}),
-      ...(data.html ? { html: resolvePart(data.html, loaded) } : {}),
-      headers: data.headers,
-      attachments: data.attachments.map((a) => ({
-        filename: a.filename,
-        contentType: a.contentType,
-        ...(a.contentId === undefined ? {} : { contentId: a.contentId }),
-        content: Buffer.from(resolvePart(a.content, loaded), 'base64'),
-      })),
-      messageIdHeader: data.messageIdHeader,
-    });
+    return compileMessage(
+      {
+        from: data.from,
+        to: data.to,
+        ...(data.replyTo ? { replyTo: data.replyTo } : {}),
+        subject: data.subject,
+        ...(data.text ? { text: resolvePart(data.text, loaded) } : {}),
+        ...(data.html ? { html: resolvePart(data.html, loaded) } : {}),
+        headers: data.headers,
+        attachments: data.attachments.map((a) => ({
+          filename: a.filename,
+          contentType: a.contentType,
+          ...(a.contentId === undefined ? {} : { contentId: a.contentId }),
+          content: resolvePart(a.content, loaded),
+          size: a.size,
+        })),
+        tags: data.tags,
+      },
+      {
+        messageId: data.messageIdHeader,
+        date: new Date(data.acceptedAt),
+        maxMessageBytes: Number.MAX_SAFE_INTEGER,
+      },
+    );
   }
 
   function observeAttempt(result: AttemptResult, replyClass: string, started: number): void {

@@ -67,6 +67,20 @@ describe('delivery outcomes: transient, permanent, expired', () => {
     );
   });
 
+  it('ends a message that cannot be encoded as failed at once, without sending or retrying it', async () => {
+    // Core accepts a 998-character References value; no encoder can fold an unbroken run that long into a
+    // 998-octet line with its header name, so the message fails on its first attempt with the reason named.
+    const to = 'ok-unencodable@example.test';
+    const receipt = await client.send(
+      message(to, { headers: { References: `<${'r'.repeat(989)}@x.test>` } }),
+    );
+    const status = await jobs.finished(receipt.id);
+    assert.equal(status.state, 'failed');
+    assert.equal(status.reason, 'unencodable');
+    assert.equal(status.attempts, 1);
+    assert.equal(sink.attempts(to), 0, 'nothing was sent');
+  });
+
   it('bounces a permanent refusal after exactly one attempt', async () => {
     const to = 'bounce-grace@example.test';
     const receipt = await client.send(message(to));
