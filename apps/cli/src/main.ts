@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runWorkerFromEnv, VERSION } from '@mailroom/worker';
 import { demoCommand } from './demo-command.js';
+import { campaignControlCommand, campaignSendCommand, type CampaignSendFlags } from './campaign-command.js';
 import { sendCommand, type SendFlags } from './send-command.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -56,6 +57,55 @@ export async function main(argv: string[]): Promise<void> {
         process.stderr,
       );
     });
+
+  const campaign = program.command('campaign').description('newsletters: a template and a recipient list');
+  campaign
+    .command('send')
+    .description(
+      'upload a template and a recipient list (CSV with a header row, or .jsonl), then follow delivery',
+    )
+    .requiredOption(
+      '--template <file>',
+      'template JSON: from, subject, text, html, headers, attachments ({{merge}} fields)',
+    )
+    .requiredOption(
+      '--recipients <file>',
+      'CSV (email or to column, name, merge columns) or JSON Lines; - for stdin (CSV)',
+    )
+    .option('--name <name>', 'campaign name')
+    .option('--send-at <date>', 'not before this time (ISO 8601)')
+    .option('--batch-size <n>', 'messages per queue job (default 50)', positiveInt)
+    .option('--detach', 'return once uploaded, without following delivery', false)
+    .option(
+      '--redis-url <url>',
+      'Redis URL (default: MAILROOM_REDIS_URL, REDIS_URL or redis://127.0.0.1:6379)',
+    )
+    .option('--prefix <prefix>', 'queue key prefix (default {mailroom})')
+    .action(async (opts: Omit<CampaignSendFlags, 'redisUrl'> & { redisUrl?: string }) => {
+      process.exitCode = await campaignSendCommand(
+        { ...opts, redisUrl: opts.redisUrl ?? defaultRedisUrl() },
+        process.stdout,
+        process.stderr,
+      );
+    });
+  for (const action of ['status', 'pause', 'resume', 'cancel'] as const) {
+    campaign
+      .command(`${action} <id>`)
+      .description(`${action === 'status' ? 'show' : action} a campaign (prints its state and counts)`)
+      .option('--redis-url <url>', 'Redis URL')
+      .option('--prefix <prefix>', 'queue key prefix (default {mailroom})')
+      .action(async (id: string, opts: { redisUrl?: string; prefix?: string }) => {
+        process.exitCode = await campaignControlCommand(
+          action,
+          id,
+          {
+            redisUrl: opts.redisUrl ?? defaultRedisUrl(),
+            ...(opts.prefix === undefined ? {} : { prefix: opts.prefix }),
+          },
+          process.stdout,
+        );
+      });
+  }
 
   program
     .command('demo')

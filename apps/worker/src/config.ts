@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError, type FieldIssue } from '@mailroom/core';
-import type { RelayConfig } from '@mailroom/smtp';
+import type { RelayConfig, SenderKind } from '@mailroom/smtp';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -54,6 +54,10 @@ export const workerSettings = {
   MAILROOM_SMTP_TLS_VERIFY: setting(booleanString, {
     default: 'true',
     doc: 'Verify the relay certificate. Turning it off is logged as a warning at every start.',
+  }),
+  MAILROOM_SMTP_SENDER: setting(z.enum(['pipelining', 'nodemailer']), {
+    default: 'pipelining',
+    doc: "SMTP client: `pipelining` (Mailroom's RFC 2920 sender) or `nodemailer` (nodemailer's SMTP connections, e.g. for XOAUTH2). Both pass the same conformance and fault tests.",
   }),
   MAILROOM_SMTP_MAX_CONNECTIONS: setting(int(1, 1000), {
     default: '5',
@@ -147,6 +151,8 @@ export interface WorkerConfig {
   readonly prefix: string;
   readonly concurrency: number;
   readonly relay: RelayConfig;
+  /** The SMTP client used for the relay. */
+  readonly sender: SenderKind;
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
   readonly configFaultPauseMs: number;
@@ -238,6 +244,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     prefix: s.MAILROOM_QUEUE_PREFIX,
     concurrency: s.MAILROOM_WORKER_CONCURRENCY,
     relay: Object.freeze(relay),
+    sender: s.MAILROOM_SMTP_SENDER,
     retryBaseMs: s.MAILROOM_RETRY_BASE_MS,
     retryMaxMs: s.MAILROOM_RETRY_MAX_MS,
     configFaultPauseMs: s.MAILROOM_CONFIG_FAULT_PAUSE_MS,

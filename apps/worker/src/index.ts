@@ -7,6 +7,8 @@ export {
   mailBackoffStrategy,
   TransientDeliveryError,
   type DeliveryResult,
+  type BatchResult,
+  type MailJobResult,
 } from './mail-processor.js';
 export { retryDelayMs, nextAttemptDelayMs } from './retry-policy.js';
 export { runWorkerFromEnv } from './main.js';

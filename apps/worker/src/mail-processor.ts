@@ -5,20 +5,31 @@ import {
   type Classification,
   type TerminalState,
   ValidationError,
+  parseMailbox,
 } from '@mailroom/core';
 import type { AttemptResult, WorkerMetrics } from '@mailroom/metrics';
+import pLimit from 'p-limit';
 import {
   ContentMissingError,
+  SEND_JOB,
+  isBatch,
+  isCampaignMember,
   partRefs,
   resolvePart,
+  type BatchJobData,
+  type CampaignMemberPayload,
+  type CampaignState,
+  type CampaignStore,
   type ContentStore,
   type Ledger,
+  type LedgerPayload,
   type MailJobData,
-  type MailPayload,
+  type MailQueue,
   type OutcomeReport,
+  type SendJobData,
 } from '@mailroom/queue';
-import { compileMessage } from '@mailroom/mime';
-import { SmtpSendError, type RelayTransport } from '@mailroom/smtp';
+import { compileMessage, compileTemplate, type CompiledTemplate } from '@mailroom/mime';
+import { SmtpSendError, type Sender } from '@mailroom/smtp';
 import type { Logger } from './logger.js';
 import type { RelayGate } from './relay-gate.js';
 import { nextAttemptDelayMs, type RetryPolicyOptions } from './retry-policy.js';
@@ -29,6 +40,22 @@ export interface DeliveryResult {
   /** True when this job found the message already finished and sent nothing. */
   readonly skipped?: boolean;
 }
+
+/** What a finished batch job returns: how its messages went (each has its own ledger record). */
+export interface BatchResult {
+  readonly finished: number;
+  /** Messages that must wait (deferred, held) and went on as jobs of their own. */
+  readonly leftBatch: number;
+}
+
+/** What a job's processor returns. */
+export type MailJobResult = DeliveryResult | BatchResult;
+
+/** What one delivery attempt of one message came to, before any BullMQ job is told. */
+type Verdict =
+  | { readonly kind: 'done'; readonly result: DeliveryResult }
+  | { readonly kind: 'hold'; readonly until: number; readonly why: string }
+  | { readonly kind: 'retry'; readonly error: TransientDeliveryError };
 
 /** Thrown for a failure BullMQ should retry with Mailroom's backoff; carries the classification. */
 export class TransientDeliveryError extends Error {
@@ -43,7 +70,7 @@ export class TransientDeliveryError extends Error {
 }
 
 export interface MailProcessorDeps {
-  readonly transport: RelayTransport;
+  readonly transport: Sender;
   readonly content: ContentStore;
   readonly ledger: Ledger;
   readonly metrics: WorkerMetrics;
@@ -56,7 +83,17 @@ export interface MailProcessorDeps {
   readonly ambiguityGraceMs: number;
   /** True once the worker is shutting down: ledger write retries give up then. */
   readonly closing: () => boolean;
+  readonly campaigns: CampaignStore;
+  /** Where a message that leaves its batch goes on as a job of its own. */
+  readonly queue: MailQueue;
+  /** Messages of batches sent at the same time in this process (default 10). */
+  readonly batchParallelism?: number;
 }
+
+/** How long a campaign's state (running, paused, cancelled) is trusted before it is read again. */
+const CAMPAIGN_STATE_TTL_MS = 500;
+/** Compiled templates kept per process. */
+const TEMPLATE_CACHE_SIZE = 50;
 
 const CONFIG_FAULT_KIND: Record<string, 'auth' | 'tls' | 'dns' | 'policy'> = {
   auth: 'auth',
@@ -92,26 +129,44 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     }
   }
 
-  function terminal(id: string, outcome: TerminalState, facts: Record<string, unknown> = {}): DeliveryResult {
+  function terminal(id: string, outcome: TerminalState, facts: Record<string, unknown> = {}): Verdict {
     metrics.terminal.inc({ outcome });
     logger.info({ msgId: id, outcome, ...facts }, 'message finished');
-    return { outcome };
+    return { kind: 'done', result: { outcome } };
   }
 
-  async function hold(
-    job: Job<MailJobData>,
-    token: string | undefined,
-    until: number,
-    why: string,
-  ): Promise<never> {
-    await job.moveToDelayed(Math.max(until, Date.now() + 1), token);
-    throw new DelayedError(why);
+  const hold = (until: number, why: string): Verdict => ({ kind: 'hold', until, why });
+  const done = (result: DeliveryResult): Verdict => ({ kind: 'done', result });
+
+  const campaignStates = new Map<string, { state: CampaignState | undefined; at: number }>();
+  async function campaignState(campaign: string): Promise<CampaignState | undefined> {
+    const cached = campaignStates.get(campaign);
+    if (cached && Date.now() - cached.at < CAMPAIGN_STATE_TTL_MS) return cached.state;
+    const state = await deps.campaigns.state(campaign);
+    campaignStates.set(campaign, { state, at: Date.now() });
+    return state;
   }
 
-  return async function processMail(job: Job<MailJobData>, token?: string): Promise<DeliveryResult> {
-    const id = job.data.id;
-    const fence = token ?? `${job.id}:${job.attemptsStarted}`;
-    if (gate.isClosed()) return hold(job, token, gate.until, 'relay paused after a configuration fault');
+  /** A campaign's template, compiled once per process, and its envelope sender. */
+  const templates = new Map<string, { compiled: CompiledTemplate; from: string }>();
+  async function templateOf(campaign: string): Promise<{ compiled: CompiledTemplate; from: string }> {
+    const cached = templates.get(campaign);
+    if (cached) return cached;
+    const json = await deps.campaigns.template(campaign);
+    if (json === undefined) throw new ContentMissingError([`campaign:${campaign}`]);
+    const template = JSON.parse(json) as { from: unknown };
+    const entry = { compiled: compileTemplate(template), from: parseMailbox(template.from, 'from').address };
+    if (templates.size >= TEMPLATE_CACHE_SIZE) templates.delete(templates.keys().next().value!);
+    templates.set(campaign, entry);
+    return entry;
+  }
+
+  /**
+   * One attempt at one message: claim, compose, send, record. `lastJobAttempt`: the BullMQ job carrying it
+   * has no attempt left after this one.
+   */
+  async function deliver(id: string, fence: string, lastJobAttempt: boolean): Promise<Verdict> {
+    if (gate.isClosed()) return hold(gate.until, 'relay paused after a configuration fault');
 
     const claim = await ledger.claim(id, fence, {
       graceMs: deps.ambiguityGraceMs,
@@ -121,16 +176,16 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       case 'done':
         metrics.duplicatesSuppressed.inc();
         logger.info({ msgId: id, state: claim.state }, 'message already finished: not sent again');
-        return { outcome: claim.state, skipped: true };
+        return done({ outcome: claim.state, skipped: true });
       case 'ended':
         if (claim.state === 'ambiguous') metrics.ambiguous.inc({ action: 'stopped' });
         return terminal(id, claim.state, { reason: 'ended_at_claim' });
       case 'wait':
-        return hold(job, token, Date.now() + claim.ms, 'an earlier attempt may still be finishing');
+        return hold(Date.now() + claim.ms, 'an earlier attempt may still be finishing');
       case 'missing':
         logger.error({ msgId: id }, 'job without a ledger record: nothing to send');
         metrics.terminal.inc({ outcome: 'failed' });
-        return { outcome: 'failed' };
+        return done({ outcome: 'failed' });
       case 'send':
         break;
     }
@@ -141,11 +196,23 @@ export function createMailProcessor(deps: MailProcessorDeps) {
         'earlier attempt sent the body and got no reply: sending again, same Message-ID',
       );
     }
-    const data = JSON.parse(claim.payload) as MailPayload;
+    const data = JSON.parse(claim.payload) as LedgerPayload;
+    if (isCampaignMember(data)) {
+      const state = await campaignState(data.campaign);
+      if (state === 'paused') {
+        await record(id, fence, { outcome: 'released' });
+        return hold(Date.now() + 1000, 'campaign paused');
+      }
+      if (state === 'cancelled') {
+        await record(id, fence, { outcome: 'cancelled', reason: 'campaign_cancelled' });
+        return terminal(id, 'cancelled', { reason: 'campaign_cancelled' });
+      }
+    }
 
     let raw: Buffer;
+    let envelopeFrom: string;
     try {
-      raw = await compose(data);
+      ({ raw, from: envelopeFrom } = await compose(data));
     } catch (err) {
       // Neither can get better by retrying: the message ends failed, with the reason in its status.
       if (err instanceof ContentMissingError) {
@@ -174,7 +241,7 @@ export function createMailProcessor(deps: MailProcessorDeps) {
 
     const started = performance.now();
     try {
-      const accepted = await transport.send({ from: data.from.address, to: data.to.address }, raw, {
+      const accepted = await transport.send({ from: envelopeFrom, to: data.to.address }, raw, {
         beforeFinalDot,
       });
       observeAttempt('delivered', '2xx', started);
@@ -191,7 +258,7 @@ export function createMailProcessor(deps: MailProcessorDeps) {
         // Another attempt finished first (a resend after a lost reply): this delivery is a duplicate.
         metrics.duplicatesDelivered.inc();
         logger.warn({ msgId: id }, 'delivered a message that had already finished (counted duplicate)');
-        return { outcome: 'delivered', skipped: true };
+        return done({ outcome: 'delivered', skipped: true });
       }
       return terminal(id, 'delivered', { attempt: claim.attempt, responseCode: accepted.responseCode });
     } catch (err) {
@@ -234,7 +301,7 @@ export function createMailProcessor(deps: MailProcessorDeps) {
           logger.error(facts, 'relay configuration fault: sending paused, message kept');
           gate.close(deps.configFaultPauseMs, c.reason);
           await record(id, fence, { outcome: 'released', ...reply });
-          return hold(job, token, gate.until, 'relay paused after a configuration fault');
+          return hold(gate.until, 'relay paused after a configuration fault');
         }
         case 'ambiguous':
           metrics.ambiguous.inc({ action: deps.ambiguityPolicy === 'stop' ? 'stopped' : 'resent' });
@@ -245,30 +312,96 @@ export function createMailProcessor(deps: MailProcessorDeps) {
             return terminal(id, 'ambiguous', { reason: c.reason });
           }
           logger.warn(facts, 'body sent, no reply: will resend with the same Message-ID');
-          return retryLater(job, id, fence, claim.attempt, data, c, reply, facts, started, err);
+          return retryLater(lastJobAttempt, id, fence, claim.attempt, data, c, reply, facts, started, err);
         case 'transient':
         case 'throttled':
-          return retryLater(job, id, fence, claim.attempt, data, c, reply, facts, started, err);
+          return retryLater(lastJobAttempt, id, fence, claim.attempt, data, c, reply, facts, started, err);
       }
     }
+  }
+
+  /** A `send` job: one message; waiting and retrying are BullMQ's (delayed job, backoff). */
+  async function processSend(job: Job<SendJobData>, token?: string): Promise<DeliveryResult> {
+    const fence = token ?? `${job.id}:${job.attemptsStarted}`;
+    const lastJobAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const verdict = await deliver(job.data.id, fence, lastJobAttempt);
+    switch (verdict.kind) {
+      case 'done':
+        return verdict.result;
+      case 'retry':
+        throw verdict.error;
+      case 'hold':
+        await job.moveToDelayed(Math.max(verdict.until, Date.now() + 1), token);
+        throw new DelayedError(verdict.why);
+    }
+  }
+
+  const batchSlots = pLimit(deps.batchParallelism ?? 10);
+
+  /**
+   * A `send-batch` job: several messages of one campaign, each its own attempt (own fence, ledger record,
+   * outcome). A message that must wait (deferred, throttled, held) leaves the batch: it goes on as a `send`
+   * job of its own, delayed to when it may go, so the batch never waits for its slowest member.
+   */
+  async function processBatch(job: Job<BatchJobData>, token?: string): Promise<BatchResult> {
+    const base = token ?? `${job.id}:${job.attemptsStarted}`;
+    const state = await campaignState(job.data.campaign);
+    if (state === 'paused') {
+      await job.moveToDelayed(Date.now() + 1000, token);
+      throw new DelayedError('campaign paused');
+    }
+    const leave: { id: string; until: number }[] = [];
+    let finished = 0;
+    await Promise.all(
+      job.data.ids.map((id) =>
+        batchSlots(async () => {
+          const verdict = await deliver(id, `${base}:${id}`, false);
+          if (verdict.kind === 'done') finished += 1;
+          else if (verdict.kind === 'hold') leave.push({ id, until: verdict.until });
+          else leave.push({ id, until: Date.now() + verdict.error.retryInMs });
+        }),
+      ),
+    );
+    if (leave.length > 0) {
+      const now = Date.now();
+      await deps.queue.addBulk(
+        leave.map(
+          (l) =>
+            ({
+              name: SEND_JOB,
+              data: { id: l.id },
+              opts: { jobId: l.id, delay: Math.max(0, l.until - now) },
+            }) as const,
+        ),
+      );
+    }
+    return { finished, leftBatch: leave.length };
+  }
+
+  return async function processMail(
+    job: Job<MailJobData>,
+    token?: string,
+  ): Promise<DeliveryResult | BatchResult> {
+    const data = job.data;
+    if (isBatch(data)) return processBatch(job as Job<BatchJobData>, token);
+    return processSend(job as Job<SendJobData>, token);
   };
 
   /** A transient outcome: deferred with backoff, or expired when no time (or attempt) is left. */
   async function retryLater(
-    job: Job<MailJobData>,
+    lastJobAttempt: boolean,
     id: string,
     fence: string,
     attempt: number,
-    data: MailPayload,
+    data: LedgerPayload,
     c: Classification,
     reply: Omit<OutcomeReport, 'outcome'>,
     facts: Record<string, unknown>,
     started: number,
     cause: unknown,
-  ): Promise<DeliveryResult> {
+  ): Promise<Verdict> {
     observeAttempt(c.replyClass === '4xx' ? 'deferred' : 'error', c.replyClass, started);
-    const maxAttempts = job.opts.attempts ?? 1;
-    const lastAttempt = job.attemptsMade + 1 >= maxAttempts;
+    const lastAttempt = lastJobAttempt;
     const delay = lastAttempt ? null : nextAttemptDelayMs(attempt, data.expiresAt, Date.now(), deps.retry);
     if (delay === null) {
       const reason = lastAttempt ? 'max_attempts' : 'max_age';
@@ -277,16 +410,17 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     }
     await record(id, fence, { outcome: 'deferred', ...reply });
     logger.info({ ...facts, retryInMs: delay }, 'message deferred');
-    throw new TransientDeliveryError(c, delay, { cause });
+    return { kind: 'retry', error: new TransientDeliveryError(c, delay, { cause }) };
   }
 
   /**
    * The message as it goes on the wire, through the compiled-message path. Byte-identical on every
    * attempt: the Message-ID and the Date (the moment of acceptance) come from the ledger record.
    */
-  async function compose(data: MailPayload): Promise<Buffer> {
+  async function compose(data: LedgerPayload): Promise<{ raw: Buffer; from: string }> {
+    if (isCampaignMember(data)) return composeMember(data);
     const loaded = await content.load(partRefs(data));
-    return compileMessage(
+    const raw = compileMessage(
       {
         from: data.from,
         to: data.to,
@@ -310,6 +444,19 @@ export function createMailProcessor(deps: MailProcessorDeps) {
         maxMessageBytes: Number.MAX_SAFE_INTEGER,
       },
     );
+    return { raw, from: data.from.address };
+  }
+
+  /** A campaign message: the campaign's compiled template, filled in for this recipient. */
+  async function composeMember(data: CampaignMemberPayload): Promise<{ raw: Buffer; from: string }> {
+    const template = await templateOf(data.campaign);
+    const raw = template.compiled.render({
+      to: data.to,
+      messageId: data.messageIdHeader,
+      date: new Date(data.acceptedAt),
+      vars: data.vars,
+    });
+    return { raw, from: template.from };
   }
 
   function observeAttempt(result: AttemptResult, replyClass: string, started: number): void {

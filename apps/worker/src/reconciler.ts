@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { WorkerMetrics } from '@mailroom/metrics';
-import { MAIL_QUEUE, SEND_JOB, type Ledger, type MailJobData } from '@mailroom/queue';
-import type { Queue } from 'bullmq';
+import { MAIL_QUEUE, SEND_JOB, type Ledger, type MailQueue } from '@mailroom/queue';
 import type { Logger } from './logger.js';
 
 export interface ReconcilerOptions {
   redis: Redis;
   ledger: Ledger;
-  queue: Queue<MailJobData, unknown, typeof SEND_JOB>;
+  queue: MailQueue;
   prefix: string;
   metrics: WorkerMetrics;
   logger: Logger;
@@ -118,17 +117,39 @@ export class Reconciler {
       // State and job existence read atomically: a ledger record turns terminal before its job is removed.
       const tx = this.o.redis.multi();
       for (const id of ids) {
-        tx.hmget(ledger.key(id), 'state', 'acceptedAt');
+        tx.hmget(ledger.key(id), 'state', 'acceptedAt', 'job');
         tx.exists(`${this.o.prefix}:${MAIL_QUEUE}:${id}`);
         tx.hget(`${this.o.prefix}:${MAIL_QUEUE}:${id}`, 'finishedOn');
       }
       const replies = (await tx.exec()) ?? [];
+      // A campaign message travels in a batch job until it leaves the batch for a job of its own.
+      const batchOf = new Map<string, string>();
+      ids.forEach((id, i) => {
+        const batch = (replies[3 * i]?.[1] as (string | null)[] | undefined)?.[2];
+        if (batch) batchOf.set(id, batch);
+      });
+      const batches = [...new Set(batchOf.values())];
+      const liveBatches = new Set<string>();
+      if (batches.length > 0) {
+        const check = this.o.redis.multi();
+        for (const b of batches)
+          check
+            .hget(`${this.o.prefix}:${MAIL_QUEUE}:${b}`, 'finishedOn')
+            .exists(`${this.o.prefix}:${MAIL_QUEUE}:${b}`);
+        const found = (await check.exec()) ?? [];
+        batches.forEach((b, i) => {
+          const finished = (found[2 * i]?.[1] ?? null) !== null;
+          if (!finished && Number(found[2 * i + 1]?.[1] ?? 0) === 1) liveBatches.add(b);
+        });
+      }
       const requeue: string[] = [];
       const abandon: string[] = [];
       /** Jobs BullMQ gave up on (stalled too often, unexpected errors) while the message is not finished. */
       const failedJobs: string[] = [];
       ids.forEach((id, i) => {
         const [state, acceptedAt] = (replies[3 * i]?.[1] as (string | null)[] | undefined) ?? [];
+        const batch = batchOf.get(id);
+        if (batch !== undefined && liveBatches.has(batch)) return;
         const hasJob = Number(replies[3 * i + 1]?.[1] ?? 1) === 1;
         const jobFinished = (replies[3 * i + 2]?.[1] ?? null) !== null;
         if (!state) return;

@@ -1,8 +1,7 @@
-import type { Queue } from 'bullmq';
-import type { MailJobData, SEND_JOB } from '@mailroom/queue';
+import type { MailQueue } from '@mailroom/queue';
 
 export interface WatchdogOptions {
-  queue: Queue<MailJobData, unknown, typeof SEND_JOB>;
+  queue: MailQueue;
   /** Idle time with work waiting that counts as stuck, ms. */
   stuckAfterMs: number;
   /** Whether the worker is expected to take jobs now (not paused by a relay fault, not closing). */

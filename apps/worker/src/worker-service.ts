@@ -3,12 +3,19 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { createWorkerMetrics, type WorkerMetrics } from '@mailroom/metrics';
 import { ConfigError } from '@mailroom/core';
-import { ContentStore, Ledger, MAIL_QUEUE, createMailQueue, type MailJobData } from '@mailroom/queue';
-import { RelayTransport } from '@mailroom/smtp';
+import {
+  CampaignStore,
+  ContentStore,
+  Ledger,
+  MAIL_QUEUE,
+  createMailQueue,
+  type MailJobData,
+} from '@mailroom/queue';
+import { createSender } from '@mailroom/smtp';
 import type { WorkerConfig } from './config.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
 import type { Logger } from './logger.js';
-import { createMailProcessor, mailBackoffStrategy, type DeliveryResult } from './mail-processor.js';
+import { createMailProcessor, mailBackoffStrategy, type MailJobResult } from './mail-processor.js';
 import { Reconciler } from './reconciler.js';
 import { checkRedisDurability } from './redis-guard.js';
 import { RelayGate } from './relay-gate.js';
@@ -27,7 +34,7 @@ export interface WorkerServiceDeps {
 }
 
 export interface WorkerService {
-  readonly worker: Worker<MailJobData, DeliveryResult>;
+  readonly worker: Worker<MailJobData, MailJobResult>;
   readonly metrics: WorkerMetrics;
   readonly registry: Registry;
   readonly ledger: Ledger;
@@ -87,7 +94,7 @@ export async function startWorkerService(
     }
   }
 
-  const transport = new RelayTransport(config.relay);
+  const transport = createSender(config.relay, config.sender);
   const content = new ContentStore(redis, config.prefix);
   const ledger = new Ledger(redis, {
     prefix: config.prefix,
@@ -95,6 +102,8 @@ export async function startWorkerService(
   });
   const gate = new RelayGate();
   let closingFlag = false;
+  const queue = createMailQueue(redis, { prefix: config.prefix });
+  const campaigns = new CampaignStore(redis, config.prefix);
 
   const processor = createMailProcessor({
     transport,
@@ -109,11 +118,14 @@ export async function startWorkerService(
     // Longer than a lock plus a stalled check: an attempt still alive after that has lost its job anyway.
     ambiguityGraceMs: config.lockDurationMs + config.stalledIntervalMs,
     closing: () => closingFlag,
+    campaigns,
+    queue,
+    batchParallelism: config.concurrency,
   });
 
   /** Processors running now, so shutdown can wait for them with its own deadline. */
-  const active = new Set<Promise<DeliveryResult>>();
-  const worker = new Worker<MailJobData, DeliveryResult>(
+  const active = new Set<Promise<MailJobResult>>();
+  const worker = new Worker<MailJobData, MailJobResult>(
     MAIL_QUEUE,
     (job, token) => {
       watchdog?.touch();
@@ -180,7 +192,6 @@ export async function startWorkerService(
     });
   }
 
-  const queue = createMailQueue(redis, { prefix: config.prefix });
   const reconciler =
     config.reconcileIntervalMs > 0
       ? new Reconciler({

@@ -8,3 +8,5 @@ export type {
 } from './mailroom-client.js';
 export { ValidationError, IdempotencyConflictError, NotFoundError } from '@mailroom/core';
 export type { MessageInput } from '@mailroom/core';
+export * from './campaign-upload.js';
+export * from './recipient-sources.js';

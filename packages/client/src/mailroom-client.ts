@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { Queue } from 'bullmq';
 import {
   NotFoundError,
   ValidationError,
@@ -22,10 +21,22 @@ import {
   createMailQueue,
   type AcceptEntry,
   type AttachmentRef,
-  type MailJobData,
+  type MailQueue,
   type MailPayload,
   type MessageStatus,
+  CampaignStore,
+  campaignTag,
+  isCampaignMember,
+  type CampaignCounts,
+  type CampaignRecord,
+  type LedgerPayload,
 } from '@mailroom/queue';
+import {
+  uploadCampaign,
+  type CampaignInput,
+  type CampaignReceipt,
+  type CampaignUploadOptions,
+} from './campaign-upload.js';
 
 export interface MailroomClientOptions {
   /**
@@ -81,7 +92,8 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 export class MailroomClient {
   private readonly redis: Redis;
   private readonly ownsRedis: boolean;
-  private readonly queue: Queue<MailJobData, unknown, typeof SEND_JOB>;
+  private readonly queue: MailQueue;
+  private readonly campaigns: CampaignStore;
   private readonly content: ContentStore;
   private readonly ledger: Ledger;
   private readonly maxAgeMs: number;
@@ -101,6 +113,7 @@ export class MailroomClient {
     // Connection errors reach the caller through the operation that failed; no stray logging from here.
     this.queue.on('error', () => undefined);
     this.content = new ContentStore(this.redis, prefix);
+    this.campaigns = new CampaignStore(this.redis, prefix);
     this.ledger = new Ledger(this.redis, {
       prefix,
       ...(options.retentionSeconds === undefined ? {} : { retentionSeconds: options.retentionSeconds }),
@@ -178,12 +191,12 @@ export class MailroomClient {
     for (let start = 0; start < ids.length; start += BULK_CHUNK) {
       const chunk = ids.slice(start, start + BULK_CHUNK);
       const states = await this.ledger.states(chunk);
-      const payloads: MailPayload[] = [];
+      const payloads: LedgerPayload[] = [];
       for (const [i, id] of chunk.entries()) {
         const state = states[i];
         if (!state || !isTerminalState(state) || !wanted.has(state)) continue;
         const payload = await this.ledger.payload(id);
-        if (payload) payloads.push(JSON.parse(payload) as MailPayload);
+        if (payload) payloads.push(JSON.parse(payload) as LedgerPayload);
       }
       const now = Date.now();
       const fresh = payloads.map((old) => {
@@ -197,7 +210,7 @@ export class MailroomClient {
           ),
           acceptedAt: now,
           expiresAt: now + this.maxAgeMs,
-        } satisfies MailPayload;
+        } satisfies LedgerPayload;
       });
       receipts.push(
         ...(await this.enqueuePayloads(
@@ -208,6 +221,67 @@ export class MailroomClient {
       );
     }
     return receipts;
+  }
+
+  /**
+   * Creates a campaign and streams its recipients in (see CampaignInput). The template is validated first
+   * (ValidationError naming the field; nothing stored). Each recipient becomes a message with its own id,
+   * Message-ID, ledger record and outcome; invalid recipient rows are refused and reported by row and field.
+   */
+  async createCampaign(input: CampaignInput, options: CampaignUploadOptions = {}): Promise<CampaignReceipt> {
+    await this.ready();
+    return uploadCampaign(
+      {
+        ledger: this.ledger,
+        queue: this.queue,
+        campaigns: this.campaigns,
+        maxAgeMs: this.maxAgeMs,
+        ...(this.options.messageIdDomain === undefined
+          ? {}
+          : { messageIdDomain: this.options.messageIdDomain }),
+      },
+      input,
+      options,
+    );
+  }
+
+  /** The campaign's state and exact counts (from the ledger's own counters). Throws NotFoundError. */
+  async campaignStatus(
+    id: string,
+  ): Promise<Omit<CampaignRecord, 'template'> & { readonly counts: CampaignCounts }> {
+    await this.ready();
+    const record = await this.campaigns.get(id);
+    if (!record) throw new NotFoundError(`no campaign ${id}`);
+    const { template: _template, ...rest } = record;
+    return { ...rest, counts: await this.campaigns.counts(id) };
+  }
+
+  /** Stops sending the campaign's messages until resumed; messages on the wire finish. */
+  async pauseCampaign(id: string): Promise<void> {
+    await this.ready();
+    await this.campaigns.setState(id, 'paused');
+  }
+
+  async resumeCampaign(id: string): Promise<void> {
+    await this.ready();
+    await this.campaigns.setState(id, 'running');
+  }
+
+  /**
+   * Cancels the campaign: every message of it not sent yet ends `cancelled`; messages on the wire finish
+   * with their own outcome. Returns how many were cancelled here (workers cancel any they meet later).
+   */
+  async cancelCampaign(id: string): Promise<number> {
+    await this.ready();
+    await this.campaigns.setState(id, 'cancelled');
+    let cancelled = 0;
+    for await (const ids of this.campaigns.members(id)) {
+      const ended = await this.ledger.finish(ids, 'cancelled', 'campaign_cancelled', {
+        from: ['accepted', 'queued'],
+      });
+      cancelled += ended.length;
+    }
+    return cancelled;
   }
 
   async close(): Promise<void> {
@@ -246,7 +320,7 @@ export class MailroomClient {
    * thrown; should even that fail, the reconciler ends them the same way.
    */
   private async enqueuePayloads(
-    payloads: readonly MailPayload[],
+    payloads: readonly LedgerPayload[],
     keys: readonly (string | undefined)[],
     contentHashes: readonly string[],
   ): Promise<SendReceipt[]> {
@@ -259,7 +333,9 @@ export class MailroomClient {
         payload: JSON.stringify(p),
         ...(key === undefined ? {} : { idempotencyKeyHash: hashOf(key) }),
         contentHash: contentHashes[i]!,
-        tags: p.tags,
+        ...(isCampaignMember(p)
+          ? { tags: [campaignTag(p.campaign)], campaign: p.campaign }
+          : { tags: p.tags }),
       };
     });
     const outcomes = await this.ledger.accept(entries);

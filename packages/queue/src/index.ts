@@ -4,3 +4,4 @@ export * from './content-store.js';
 export * from './mail-queue.js';
 export * from './lua-script.js';
 export * from './ledger.js';
+export * from './campaign-store.js';

@@ -42,11 +42,50 @@ export interface MailPayload {
 }
 
 /**
+ * One campaign recipient as the ledger keeps it: only what differs from the campaign's template, which is
+ * stored once with the campaign. Version 1.
+ */
+export interface CampaignMemberPayload {
+  readonly v: 1;
+  readonly campaign: string;
+  readonly id: string;
+  readonly messageIdHeader: string;
+  readonly acceptedAt: number;
+  readonly expiresAt: number;
+  readonly to: Mailbox;
+  /** Merge variables for this recipient. */
+  readonly vars: Readonly<Record<string, unknown>>;
+}
+
+/** What a ledger record's payload can be. */
+export type LedgerPayload = MailPayload | CampaignMemberPayload;
+
+export function isCampaignMember(payload: LedgerPayload): payload is CampaignMemberPayload {
+  return 'campaign' in payload;
+}
+
+/**
  * The data of one `send` job: only the message id. The job points at the ledger record, which holds the
  * payload and is the one place a message's state lives.
  */
-export interface MailJobData {
+export interface SendJobData {
   readonly id: string;
+}
+
+/**
+ * The data of one `send-batch` job: several messages of one campaign, so the per-job cost in Redis is shared.
+ * Each message keeps its own ledger record, outcome and retries; one that must wait leaves the batch and
+ * goes on as a `send` job of its own.
+ */
+export interface BatchJobData {
+  readonly ids: readonly string[];
+  readonly campaign: string;
+}
+
+export type MailJobData = SendJobData | BatchJobData;
+
+export function isBatch(data: MailJobData): data is BatchJobData {
+  return 'ids' in data;
 }
 
 /** Parts at or below this size (UTF-8 bytes) travel inline in the job; larger ones are stored once by hash. */

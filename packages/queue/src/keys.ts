@@ -10,6 +10,12 @@ export const MAIL_QUEUE = 'mail';
 /** Name of the BullMQ job that carries one message. */
 export const SEND_JOB = 'send';
 
+/** Name of the BullMQ job that carries a batch of one campaign's messages. */
+export const SEND_BATCH_JOB = 'send-batch';
+
+/** Queue priority of campaign batches: transactional mail (no priority) always goes first. */
+export const CAMPAIGN_PRIORITY = 10;
+
 /** Throws unless the prefix carries a non-empty hash tag. */
 export function assertPrefix(prefix: string): void {
   if (!/\{[^{}]+\}/.test(prefix)) {
@@ -22,5 +28,14 @@ export function mailroomKeys(prefix: string) {
   return {
     /** A content-addressed body part or attachment: `<prefix>:content:<sha256>`. */
     content: (sha256: string) => `${prefix}:content:${sha256}`,
+    /** A campaign's hash: template, state, counts. */
+    campaign: (id: string) => `${prefix}:campaign:${id}`,
+    /** Ids of a campaign's messages (the ledger's tag index). */
+    campaignMembers: (id: string) => `${prefix}:tag:${campaignTag(id)}`,
   };
+}
+
+/** The ledger tag that indexes a campaign's messages. */
+export function campaignTag(campaignId: string): string {
+  return `campaign:${campaignId}`;
 }

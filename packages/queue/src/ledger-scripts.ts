@@ -11,6 +11,7 @@
  *   P:deadline       sorted set of non-terminal message ids by expiresAt
  *   P:idem:<sha256>  "<id> <content sha256>" for the idempotency window
  *   P:tag:<tag>      set of message ids carrying the tag
+ *   P:campaign:<id>  a campaign: its template, state and counts (`n:accepted`, `n:<terminal state>`)
  *   P:stats          hash of counters: accepted, queued, <terminal state>, duplicate_suppressed, ambiguous_*,
  *                    enqueue_incomplete, repaired
  */
@@ -33,6 +34,8 @@ local function finish(P, id, key, state, now, retention, code, enhanced, respons
   if state == 'delivered' or state == 'bounced' or state == 'suppressed' then redis.call('HDEL', key, 'data') end
   redis.call('ZREM', P .. ':deadline', id)
   redis.call('HINCRBY', P .. ':stats', state, 1)
+  local campaign = redis.call('HGET', key, 'campaign')
+  if campaign then redis.call('HINCRBY', P .. ':campaign:' .. campaign, 'n:' .. state, 1) end
   redis.call('EXPIRE', key, retention)
   redis.call('EXPIRE', key .. ':log', retention)
 end
@@ -45,8 +48,9 @@ end
 /**
  * acceptMessages: record a batch of accepted messages (state `accepted`), honouring idempotency keys.
  * ARGV[1] prefix, ARGV[2] now (ms), ARGV[3] idempotency window (s), ARGV[4] n,
- * then for each message 7 values: id, expiresAt, messageId header, payload JSON, idempotency key hash or '',
- * content hash, tags joined by ','.
+ * then for each message 9 values: id, expiresAt, messageId header, payload JSON, idempotency key hash or '',
+ * content hash, tags joined by ',', campaign id or '', id of the batch job that carries it or ''. A campaign member is also counted in its campaign's
+ * hash (`P:campaign:<id>`, field `n:accepted`), whose `n:<state>` fields count its terminal states.
  * Two passes: if any key conflicts (same key, other content) nothing is written.
  * Result: { 'conflict', index } or a flat list of { status, id } per message, status 'new' or 'duplicate'
  * (a duplicate returns the id first accepted under its key, and writes nothing).
@@ -55,7 +59,7 @@ export const ACCEPT_MESSAGES = `
 local P, now, idemTtl, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local existing = {}
 for i = 0, n - 1 do
-  local b = 5 + i * 7
+  local b = 5 + i * 9
   local idem, hash = ARGV[b + 4], ARGV[b + 5]
   if idem ~= '' then
     local held = redis.call('GET', P .. ':idem:' .. idem)
@@ -68,9 +72,9 @@ for i = 0, n - 1 do
 end
 local out = {}
 for i = 0, n - 1 do
-  local b = 5 + i * 7
-  local id, expiresAt, messageId, data, idem, hash, tags =
-    ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
+  local b = 5 + i * 9
+  local id, expiresAt, messageId, data, idem, hash, tags, campaign, job =
+    ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
   if existing[i] then
     out[#out + 1] = 'duplicate'
     out[#out + 1] = existing[i]
@@ -85,6 +89,11 @@ for i = 0, n - 1 do
     end
     if tags ~= '' then
       for tag in string.gmatch(tags, '[^,]+') do redis.call('SADD', P .. ':tag:' .. tag, id) end
+    end
+    if job ~= '' then redis.call('HSET', key, 'job', job) end
+    if campaign ~= '' then
+      redis.call('HSET', key, 'campaign', campaign)
+      redis.call('HINCRBY', P .. ':campaign:' .. campaign, 'n:accepted', 1)
     end
     redis.call('HINCRBY', P .. ':stats', 'accepted', 1)
     out[#out + 1] = 'new'

@@ -47,6 +47,10 @@ export interface AcceptEntry {
   /** SHA-256 of the validated message, compared under the idempotency key. */
   readonly contentHash: string;
   readonly tags: readonly string[];
+  /** The campaign the message belongs to, counted in its campaign's totals. */
+  readonly campaign?: string;
+  /** The batch job that carries the message, when it is not a job of its own. */
+  readonly batchJobId?: string;
 }
 
 export type AcceptOutcome = { readonly status: 'new' | 'duplicate'; readonly id: string };
@@ -64,7 +68,7 @@ export type Claim =
   | { readonly kind: 'missing' };
 
 export type AttemptOutcome =
-  'delivered' | 'deferred' | 'released' | 'bounced' | 'expired' | 'failed' | 'ambiguous';
+  'delivered' | 'deferred' | 'released' | 'bounced' | 'expired' | 'failed' | 'ambiguous' | 'cancelled';
 
 export interface OutcomeReport {
   readonly outcome: AttemptOutcome;
@@ -138,6 +142,8 @@ export class Ledger {
         e.idempotencyKeyHash ?? '',
         e.contentHash,
         e.tags.join(','),
+        e.campaign ?? '',
+        e.batchJobId ?? '',
       );
     }
     const reply = (await scripts.accept.run(this.redis, [], args)) as (string | number)[];
@@ -271,7 +277,7 @@ export class Ledger {
       ambiguous: Number(record.ambiguous ?? 0),
       ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
       history,
-    } as MessageStatus;
+    };
   }
 
   /** The payload of a message that still has one (not yet delivered or bounced). */

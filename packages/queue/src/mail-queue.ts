@@ -1,7 +1,7 @@
 import { Queue, type DefaultJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { MailJobData } from './job-data.js';
-import { MAIL_QUEUE, assertPrefix, type SEND_JOB } from './keys.js';
+import { MAIL_QUEUE, assertPrefix, type SEND_BATCH_JOB, type SEND_JOB } from './keys.js';
 
 /** Name of the backoff strategy that workers register (capped exponential with jitter, bounded by max age). */
 export const BACKOFF_TYPE = 'mailroom';
@@ -27,12 +27,12 @@ export function mailJobOptions(maxAttempts = 100): DefaultJobOptions {
   };
 }
 
-export function createMailQueue(
-  connection: Redis,
-  options: MailQueueOptions,
-): Queue<MailJobData, unknown, typeof SEND_JOB> {
+export type MailJobName = typeof SEND_JOB | typeof SEND_BATCH_JOB;
+export type MailQueue = Queue<MailJobData, unknown, MailJobName>;
+
+export function createMailQueue(connection: Redis, options: MailQueueOptions): MailQueue {
   assertPrefix(options.prefix);
-  return new Queue<MailJobData, unknown, typeof SEND_JOB>(MAIL_QUEUE, {
+  return new Queue<MailJobData, unknown, MailJobName>(MAIL_QUEUE, {
     connection,
     prefix: options.prefix,
     defaultJobOptions: mailJobOptions(options.maxAttempts),
