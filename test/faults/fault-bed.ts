@@ -188,6 +188,24 @@ export class FaultBed {
     return out;
   }
 
+  /**
+   * Creates a campaign through the SDK and keeps a receipt for each recipient it accepted (id and
+   * Message-ID, read back from the ledger), so the books include every campaign message.
+   */
+  async enqueueCampaign(
+    template: unknown,
+    recipients: Iterable<{ to: unknown; vars?: unknown }>,
+  ): Promise<string> {
+    const receipt = await this.client.createCampaign({ template, recipients });
+    const ids = await this.conn.smembers(`${PREFIX}:tag:campaign:${receipt.id}`);
+    const pipe = this.conn.pipeline();
+    for (const id of ids) pipe.hget(`${PREFIX}:msg:${id}`, 'messageId');
+    const replies = (await pipe.exec()) ?? [];
+    ids.forEach((id, i) => this.receipts.push({ id, messageId: String(replies[i]?.[1]) }));
+    assert.equal(ids.length, receipt.accepted, 'every accepted recipient has a ledger record');
+    return receipt.id;
+  }
+
   /** Messages of the receipts that reached a terminal state. */
   async terminalCount(): Promise<number> {
     let done = 0;

@@ -41,4 +41,38 @@ describe('fault: worker processes killed with SIGKILL during a run', () => {
     assert.ok(row.duplicates <= row.ambiguous, `duplicates ${row.duplicates} <= ambiguous ${row.ambiguous}`);
     assert.ok(bed.starts >= WORKERS + kills, 'every killed worker was replaced');
   });
+
+  it('a campaign of 3,000 in batch jobs, a SIGKILL every 1.5 s: no recipient lost or sent twice outside counted ambiguity', async () => {
+    await bed?.stop();
+    bed = await FaultBed.start({ workers: WORKERS });
+    const template = {
+      from: { name: 'Mailroom Faults', address: 'faults@mailroom.example' },
+      subject: 'Campaign for {{name}}',
+      text: 'Hello {{name}}.\n',
+      html: '<p>Hello {{name}}.</p>',
+    };
+    const recipients = Array.from({ length: 3000 }, (_, i) => ({
+      to: `slow-20-reader${i}@example.test`,
+      vars: { name: `Reader ${i}` },
+    }));
+    await bed.enqueueCampaign(template, recipients);
+    await bed.startWorkers();
+    await bed.delivered(200);
+    const faultStart = Date.now();
+    let kills = 0;
+    while (kills < 6 && bed.sink.messages.length < 3000 * 0.9) {
+      await bed.kill(kills % WORKERS, 'SIGKILL');
+      kills += 1;
+      await new Promise((r) => setTimeout(r, KILL_EVERY_MS));
+    }
+    const row = await bed.settle(
+      `campaign, worker SIGKILL x${kills}`,
+      { startedAt: faultStart, endedAt: Date.now() },
+      120_000,
+    );
+    assert.ok(kills >= 3, `the campaign was interrupted several times (${kills} kills)`);
+    assertBooksBalance(row, bed.outputs());
+    assert.equal(row.delivered, 3000, 'every recipient delivered');
+    assert.ok(row.duplicates <= row.ambiguous, `duplicates ${row.duplicates} <= ambiguous ${row.ambiguous}`);
+  });
 });
