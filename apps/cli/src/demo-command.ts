@@ -7,7 +7,7 @@ import { MailroomClient } from '@mailroom/client';
 import { TERMINAL_STATES } from '@mailroom/core';
 import { Ledger } from '@mailroom/queue';
 import { startSink, type Sink } from '@mailroom/sink';
-import { demoMessage, demoReader } from './demo-newsletter.js';
+import { DEMO_TEMPLATE, demoRecipients } from './demo-newsletter.js';
 import { ensureRedisServer, freePort, startLocalRedis } from './local-redis.js';
 import { sumMetric } from './prom-text.js';
 
@@ -23,7 +23,6 @@ export interface DemoFlags {
 }
 
 const BIN = fileURLToPath(new URL('../bin/mailroom.js', import.meta.url));
-const ENQUEUE_CHUNK = 1000;
 const DELIVERY_TIMEOUT_MS = 10 * 60 * 1000;
 
 interface Progress {
@@ -190,13 +189,10 @@ export async function demoCommand(
     const started = Date.now();
     const queued = progress('queued', out);
     queued.start(flags.count);
-    for (let i = 0; i < flags.count; i += ENQUEUE_CHUNK) {
-      const batch = [];
-      for (let j = i; j < Math.min(flags.count, i + ENQUEUE_CHUNK); j += 1)
-        batch.push(demoMessage(demoReader(j)));
-      await client.sendMany(batch);
-      queued.update(Math.min(flags.count, i + ENQUEUE_CHUNK));
-    }
+    await client.createCampaign(
+      { name: 'Mailroom Weekly (demo)', template: DEMO_TEMPLATE, recipients: demoRecipients(flags.count) },
+      { onProgress: (p) => queued.update(p.accepted) },
+    );
     queued.stop();
     const enqueuedAt = Date.now();
 

@@ -1,4 +1,4 @@
-/** The demo's newsletter: a shared HTML body (stored once) and a personalized subject and text part. */
+/** The demo's newsletter: a campaign template (stored once) with a personalized subject and text part. */
 
 const ARTICLES = [
   ['Queues that survive restarts', 'Every accepted message is in Redis before the producer hears "yes".'],
@@ -50,4 +50,20 @@ export function demoMessage(reader: DemoReader) {
     html: DEMO_HTML,
     tags: ['newsletter', 'demo'],
   };
+}
+
+/** The same newsletter as a campaign template: `{{name}}` is filled in per reader. */
+export const DEMO_TEMPLATE = {
+  from: { name: 'Mailroom Weekly', address: 'weekly@news.example.test' },
+  subject: '{{name}}, your Mailroom Weekly is here',
+  text: `Hello {{name}},\n\n${ARTICLES.map(([t, b]) => `* ${t}\n  ${b}`).join('\n')}\n\nSee you next week.\n`,
+  html: DEMO_HTML,
+};
+
+/** The demo's readers as campaign recipients, generated one by one. */
+export function* demoRecipients(count: number) {
+  for (let i = 0; i < count; i += 1) {
+    const reader = demoReader(i);
+    yield { to: { name: reader.name, address: reader.address }, vars: { name: reader.name } };
+  }
 }

@@ -3,4 +3,4 @@ export { sendCommand, messageFromFlags, UsageError, type SendFlags } from './sen
 export { demoCommand, type DemoFlags } from './demo-command.js';
 export { startLocalRedis, ensureRedisServer, freePort, findInPath, type LocalRedis } from './local-redis.js';
 export { sumMetric } from './prom-text.js';
-export { demoMessage, demoReader, DEMO_HTML } from './demo-newsletter.js';
+export { demoMessage, demoReader, demoRecipients, DEMO_HTML, DEMO_TEMPLATE } from './demo-newsletter.js';
