@@ -142,6 +142,31 @@ describe('campaigns: a template and a streamed recipient list, sent in batches',
     await assert.rejects(client.resumeCampaign('nosuchcampaign'), /no campaign/);
   });
 
+  it('sends transactional mail before a campaign already in the queue', async () => {
+    sink.reset();
+    const campaign = await client.createCampaign({
+      template: TEMPLATE,
+      recipients: readers(1500, 'slow-5-'),
+    });
+    await waitFor(() => sink.messages.length >= 50, { timeoutMs: 30_000, what: 'the campaign to start' });
+    const receipt = await client.send({
+      from: 'orders@mailroom.example',
+      to: 'ok-buyer@example.test',
+      subject: 'Your order',
+      text: 'Thanks for your order.\n',
+    });
+    await waitFor(() => sink.messages.some((m) => m.messageId === receipt.messageId), {
+      timeoutMs: 30_000,
+      what: 'the transactional message',
+    });
+    const behind = (await client.campaignStatus(campaign.id)).counts.pending;
+    assert.ok(
+      behind > 500,
+      `the transactional message went ahead of the campaign (${behind} campaign messages still pending)`,
+    );
+    await settled(campaign.id);
+  });
+
   it('refuses an invalid template naming the field, storing nothing', async () => {
     const conn = redis.client();
     const campaignKeys = async () => (await conn.keys('{mailroom}:campaign:*')).length;
