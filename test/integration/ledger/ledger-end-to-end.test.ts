@@ -54,7 +54,9 @@ describe('ledger end to end: idempotency, status, cancel, re-drive, reconciler',
     assert.equal(again.duplicate, true);
     assert.equal(again.messageId, receipts[0]!.messageId);
     await assert.rejects(
-      client.send(message('ok-idem@example.test', { subject: 'different' }), { idempotencyKey: 'order-1234-confirmation' }),
+      client.send(message('ok-idem@example.test', { subject: 'different' }), {
+        idempotencyKey: 'order-1234-confirmation',
+      }),
       IdempotencyConflictError,
     );
     assert.equal(sink.messages.filter((m) => m.rcptTo.includes('ok-idem@example.test')).length, 1);
@@ -85,12 +87,14 @@ describe('ledger end to end: idempotency, status, cancel, re-drive, reconciler',
       const receipt = await client.send(message('ok-cancel@example.test'));
       assert.equal(await client.cancel(receipt.id), true);
       assert.equal(await client.cancel(receipt.id), false, 'already ended');
-      worker.worker.resume();
-      await waitFor(async () => (await jobs.job(receipt.id)) === undefined, { what: 'the job to be consumed' });
+      await worker.worker.resume();
+      await waitFor(async () => (await jobs.job(receipt.id)) === undefined, {
+        what: 'the job to be consumed',
+      });
       assert.equal((await client.status(receipt.id)).state, 'cancelled');
       assert.equal(sink.messages.filter((m) => m.messageId === receipt.messageId).length, 0);
     } finally {
-      worker.worker.resume();
+      await worker.worker.resume();
     }
   });
 
@@ -122,7 +126,16 @@ describe('ledger end to end: idempotency, status, cancel, re-drive, reconciler',
       await lateClient.close();
       // A record written by a producer that died before adding the job:
       await jobs.ledger.accept(
-        [{ id: 'halfdone00000000000000000a', messageId: '<x@y.test>', expiresAt: Date.now() + 60_000, payload: '{}', contentHash: 'h', tags: [] }],
+        [
+          {
+            id: 'halfdone00000000000000000a',
+            messageId: '<x@y.test>',
+            expiresAt: Date.now() + 60_000,
+            payload: '{}',
+            contentHash: 'h',
+            tags: [],
+          },
+        ],
         Date.now() - 120_000,
       );
       const report = await worker.reconciler?.runOnce();
@@ -130,7 +143,11 @@ describe('ledger end to end: idempotency, status, cancel, re-drive, reconciler',
       const { Reconciler } = await import('@mailroom/worker');
       const { Registry } = await import('prom-client');
       const { createWorkerMetrics } = await import('@mailroom/metrics');
-      const metrics = createWorkerMetrics({ registry: new Registry(), version: 'test', defaultMetrics: false });
+      const metrics = createWorkerMetrics({
+        registry: new Registry(),
+        version: 'test',
+        defaultMetrics: false,
+      });
       const reconciler = new Reconciler({
         redis: conn,
         ledger: jobs.ledger,
@@ -151,11 +168,11 @@ describe('ledger end to end: idempotency, status, cancel, re-drive, reconciler',
       assert.equal((await client.status(late.id)).state, 'expired');
       assert.equal((await client.status('halfdone00000000000000000a')).reason, 'enqueue_incomplete');
       await reconciler.stop();
-      worker.worker.resume();
+      await worker.worker.resume();
       assert.equal((await jobs.finished(lost.id)).state, 'delivered', 'the re-queued message was delivered');
       assert.equal((await jobs.ledger.stats()).repaired, 1);
     } finally {
-      worker.worker.resume();
+      await worker.worker.resume();
     }
   });
 
@@ -163,16 +180,22 @@ describe('ledger end to end: idempotency, status, cancel, re-drive, reconciler',
     const unsafe = await startRedis({ appendonly: false, maxmemoryPolicy: 'allkeys-lru' });
     try {
       const env = workerEnv(unsafe, sink);
-      await assert.rejects(startWorkerService(loadWorkerConfig(env), { logger: createLogger('silent') }), (err: unknown) => {
-        assert.ok(err instanceof ConfigError);
-        const fields = err.issues.map((i) => i.field);
-        assert.deepEqual(fields, ['redis maxmemory-policy', 'redis appendonly']);
-        assert.match(err.issues[0]!.message, /allkeys-lru/);
-        return true;
-      });
-      const allowed = await startWorkerService(loadWorkerConfig({ ...env, MAILROOM_REDIS_ALLOW_UNSAFE: 'true' }), {
-        logger: createLogger('silent'),
-      });
+      await assert.rejects(
+        startWorkerService(loadWorkerConfig(env), { logger: createLogger('silent') }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          const fields = err.issues.map((i) => i.field);
+          assert.deepEqual(fields, ['redis maxmemory-policy', 'redis appendonly']);
+          assert.match(err.issues[0]!.message, /allkeys-lru/);
+          return true;
+        },
+      );
+      const allowed = await startWorkerService(
+        loadWorkerConfig({ ...env, MAILROOM_REDIS_ALLOW_UNSAFE: 'true' }),
+        {
+          logger: createLogger('silent'),
+        },
+      );
       await allowed.close();
     } finally {
       await unsafe.stop();

@@ -55,12 +55,18 @@ describe('delivery ledger scripts (real Redis)', () => {
     const claim = await ledger.claim('m1', 't1', GRACE);
     assert.equal(claim.kind, 'send');
     assert.equal((await ledger.status('m1'))?.state, 'sending');
-    assert.equal(await ledger.recordOutcome('m1', 't1', { outcome: 'delivered', code: 250, response: '250 ok' }), 'ok');
+    assert.equal(
+      await ledger.recordOutcome('m1', 't1', { outcome: 'delivered', code: 250, response: '250 ok' }),
+      'ok',
+    );
     const status = await ledger.status('m1');
     assert.equal(status?.state, 'delivered');
     assert.equal(status?.attempts, 1);
     assert.equal(status?.code, 250);
-    assert.deepEqual(status?.history.map((h) => h.outcome), ['delivered']);
+    assert.deepEqual(
+      status?.history.map((h) => h.outcome),
+      ['delivered'],
+    );
     assert.equal(await ledger.payload('m1'), undefined, 'payload dropped once delivered');
     assert.equal(await ledger.overdue(Date.now() + 120_000), 0, 'no longer pending');
     const stats = await ledger.stats();
@@ -146,7 +152,10 @@ describe('delivery ledger scripts (real Redis)', () => {
     status = await ledger.status('m8');
     assert.equal(status?.state, 'queued');
     assert.equal(status?.attempts, 1, 'a configuration fault spends no attempt');
-    assert.deepEqual(status?.history.map((h) => [h.outcome, h.code]), [['deferred', 451]]);
+    assert.deepEqual(
+      status?.history.map((h) => [h.outcome, h.code]),
+      [['deferred', 451]],
+    );
   });
 
   it('a claim past the deadline ends the message as expired, unsent', async () => {
