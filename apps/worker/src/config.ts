@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError, type FieldIssue } from '@mailroom/core';
+import { DEFAULT_METRIC_DOMAINS, metricDomainProblems, splitMetricDomains } from '@mailroom/metrics';
 import type { RelayConfig, SenderKind } from '@mailroom/smtp';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
 
@@ -137,6 +138,22 @@ export const workerSettings = {
   MAILROOM_METRICS_TOKEN: setting(z.string().min(16, 'must be at least 16 characters'), {
     doc: 'Bearer token required on /metrics. Required when MAILROOM_HTTP_HOST is not a loopback address.',
   }),
+  MAILROOM_METRIC_DOMAINS: setting(
+    z
+      .string()
+      .transform(splitMetricDomains)
+      .superRefine((domains, ctx) => {
+        for (const message of metricDomainProblems(domains)) ctx.addIssue({ code: 'custom', message });
+      }),
+    {
+      default: DEFAULT_METRIC_DOMAINS.join(','),
+      doc: 'Recipient domains with their own `domain` metric label (at most 25; aliases such as googlemail.com count as gmail.com); every other domain is `other`.',
+    },
+  ),
+  MAILROOM_QUEUE_GAUGES: setting(booleanString, {
+    default: 'false',
+    doc: 'This process also exports the queue gauges (jobs by state, oldest job age, overdue messages). Turn it on in exactly one process: scaled workers would repeat the same numbers.',
+  }),
   MAILROOM_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), {
     default: 'info',
     doc: 'Log level. Recipient addresses appear only at `debug` and below.',
@@ -165,6 +182,10 @@ export interface WorkerConfig {
   readonly watchdogMs: number;
   readonly redisAllowUnsafe: boolean;
   readonly http: { readonly host: string; readonly port: number; readonly metricsToken?: string } | null;
+  /** Recipient domains with their own `domain` metric label. */
+  readonly metricDomains: readonly string[];
+  /** This process exports the queue gauges. */
+  readonly queueGauges: boolean;
   readonly logLevel: string;
 }
 
@@ -264,6 +285,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
             port: s.MAILROOM_HTTP_PORT,
             ...(s.MAILROOM_METRICS_TOKEN === undefined ? {} : { metricsToken: s.MAILROOM_METRICS_TOKEN }),
           }),
+    metricDomains: Object.freeze([...s.MAILROOM_METRIC_DOMAINS]),
+    queueGauges: s.MAILROOM_QUEUE_GAUGES,
     logLevel: s.MAILROOM_LOG_LEVEL,
   });
 }

@@ -14,5 +14,6 @@ export { retryDelayMs, nextAttemptDelayMs } from './retry-policy.js';
 export { runWorkerFromEnv } from './main.js';
 export { VERSION } from './version.js';
 export { Reconciler, type ReconcileReport } from './reconciler.js';
+export { startQueueGauges, type QueueGauges, type QueueGaugesOptions } from './queue-gauges.js';
 export { Watchdog } from './watchdog.js';
 export { checkRedisDurability, assertRedisDurable } from './redis-guard.js';

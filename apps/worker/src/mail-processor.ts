@@ -5,6 +5,7 @@ import {
   type Classification,
   type TerminalState,
   ValidationError,
+  parseEnhancedStatus,
   parseMailbox,
 } from '@mailroom/core';
 import type { AttemptResult, WorkerMetrics } from '@mailroom/metrics';
@@ -129,8 +130,13 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     }
   }
 
-  function terminal(id: string, outcome: TerminalState, facts: Record<string, unknown> = {}): Verdict {
-    metrics.terminal.inc({ outcome });
+  function terminal(
+    id: string,
+    outcome: TerminalState,
+    facts: Record<string, unknown> = {},
+    message?: LedgerPayload,
+  ): Verdict {
+    metrics.observeTerminal(outcome, message && { to: message.to.address, acceptedAt: message.acceptedAt });
     logger.info({ msgId: id, outcome, ...facts }, 'message finished');
     return { kind: 'done', result: { outcome } };
   }
@@ -184,7 +190,7 @@ export function createMailProcessor(deps: MailProcessorDeps) {
         return hold(Date.now() + claim.ms, 'an earlier attempt may still be finishing');
       case 'missing':
         logger.error({ msgId: id }, 'job without a ledger record: nothing to send');
-        metrics.terminal.inc({ outcome: 'failed' });
+        metrics.observeTerminal('failed');
         return done({ outcome: 'failed' });
       case 'send':
         break;
@@ -205,7 +211,7 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       }
       if (state === 'cancelled') {
         await record(id, fence, { outcome: 'cancelled', reason: 'campaign_cancelled' });
-        return terminal(id, 'cancelled', { reason: 'campaign_cancelled' });
+        return terminal(id, 'cancelled', { reason: 'campaign_cancelled' }, data);
       }
     }
 
@@ -218,12 +224,12 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       if (err instanceof ContentMissingError) {
         logger.error({ msgId: id, err }, 'message content is missing');
         await record(id, fence, { outcome: 'failed', reason: 'content_missing' });
-        return terminal(id, 'failed', { reason: 'content_missing' });
+        return terminal(id, 'failed', { reason: 'content_missing' }, data);
       }
       if (err instanceof ValidationError) {
         logger.error({ msgId: id, fields: err.issues.map((i) => i.field) }, 'message cannot be encoded');
         await record(id, fence, { outcome: 'failed', reason: 'unencodable', response: err.message });
-        return terminal(id, 'failed', { reason: 'unencodable' });
+        return terminal(id, 'failed', { reason: 'unencodable' }, data);
       }
       throw err;
     }
@@ -244,7 +250,12 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       const accepted = await transport.send({ from: envelopeFrom, to: data.to.address }, raw, {
         beforeFinalDot,
       });
-      observeAttempt('delivered', '2xx', started);
+      observeAttempt('delivered', '2xx', started, data);
+      metrics.observeReply({
+        command: 'DATA',
+        code: accepted.responseCode,
+        enhanced: parseEnhancedStatus(accepted.response),
+      });
       logger.debug(
         { msgId: id, rcpt: data.to.address, response: accepted.response },
         'relay accepted message',
@@ -260,11 +271,16 @@ export function createMailProcessor(deps: MailProcessorDeps) {
         logger.warn({ msgId: id }, 'delivered a message that had already finished (counted duplicate)');
         return done({ outcome: 'delivered', skipped: true });
       }
-      return terminal(id, 'delivered', { attempt: claim.attempt, responseCode: accepted.responseCode });
+      return terminal(id, 'delivered', { attempt: claim.attempt, responseCode: accepted.responseCode }, data);
     } catch (err) {
       if (!(err instanceof SmtpSendError)) throw err;
       const observation = { ...err.observation, bodyWritten };
       const c = classifySmtpOutcome(observation);
+      metrics.observeReply({
+        command: observation.command,
+        code: observation.responseCode,
+        enhanced: c.enhancedStatus,
+      });
       const reply = {
         ...(observation.responseCode === undefined ? {} : { code: observation.responseCode }),
         ...(c.enhancedStatus === undefined ? {} : { enhanced: c.enhancedStatus }),
@@ -284,19 +300,21 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       switch (c.outcome) {
         case 'delivered':
         case 'permanent': {
-          observeAttempt('bounced', c.replyClass, started);
+          observeAttempt('bounced', c.replyClass, started, data);
           logger.debug(
             { ...facts, rcpt: data.to.address, response: observation.response },
             'relay refused message',
           );
           await record(id, fence, { outcome: 'bounced', ...reply });
-          return terminal(id, 'bounced', {
-            responseCode: observation.responseCode,
-            enhancedStatus: c.enhancedStatus,
-          });
+          return terminal(
+            id,
+            'bounced',
+            { responseCode: observation.responseCode, enhancedStatus: c.enhancedStatus },
+            data,
+          );
         }
         case 'config': {
-          observeAttempt('paused', c.replyClass, started);
+          observeAttempt('paused', c.replyClass, started, data);
           metrics.configFaults.inc({ reason: CONFIG_FAULT_KIND[c.replyClass] ?? 'policy' });
           logger.error(facts, 'relay configuration fault: sending paused, message kept');
           gate.close(deps.configFaultPauseMs, c.reason);
@@ -306,10 +324,10 @@ export function createMailProcessor(deps: MailProcessorDeps) {
         case 'ambiguous':
           metrics.ambiguous.inc({ action: deps.ambiguityPolicy === 'stop' ? 'stopped' : 'resent' });
           if (deps.ambiguityPolicy === 'stop') {
-            observeAttempt('error', c.replyClass, started);
+            observeAttempt('error', c.replyClass, started, data);
             logger.warn(facts, 'body sent, no reply: stopping (at-most-once policy)');
             await record(id, fence, { outcome: 'ambiguous', ...reply });
-            return terminal(id, 'ambiguous', { reason: c.reason });
+            return terminal(id, 'ambiguous', { reason: c.reason }, data);
           }
           logger.warn(facts, 'body sent, no reply: will resend with the same Message-ID');
           return retryLater(lastJobAttempt, id, fence, claim.attempt, data, c, reply, facts, started, err);
@@ -400,13 +418,18 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     started: number,
     cause: unknown,
   ): Promise<Verdict> {
-    observeAttempt(c.replyClass === '4xx' ? 'deferred' : 'error', c.replyClass, started);
+    // A reply (even a 5xx rate limit) is a deferral; `error` is an attempt that got no SMTP reply.
+    const replied = c.replyClass === '4xx' || c.replyClass === '5xx';
+    observeAttempt(replied ? 'deferred' : 'error', c.replyClass, started, data);
     const lastAttempt = lastJobAttempt;
     const delay = lastAttempt ? null : nextAttemptDelayMs(attempt, data.expiresAt, Date.now(), deps.retry);
     if (delay === null) {
       const reason = lastAttempt ? 'max_attempts' : 'max_age';
       await record(id, fence, { outcome: 'expired', ...reply, reason });
-      return terminal(id, 'expired', { reason, responseCode: reply.code });
+      return terminal(id, 'expired', { reason, responseCode: reply.code }, data);
+    }
+    if (c.outcome === 'throttled') {
+      metrics.observeRateLimitWait({ scope: 'relay', seconds: delay / 1000, to: data.to.address });
     }
     await record(id, fence, { outcome: 'deferred', ...reply });
     logger.info({ ...facts, retryInMs: delay }, 'message deferred');
@@ -459,9 +482,18 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     return { raw, from: template.from };
   }
 
-  function observeAttempt(result: AttemptResult, replyClass: string, started: number): void {
-    metrics.attempts.inc({ result, reply_class: replyClass });
-    metrics.sendDuration.observe({ result }, (performance.now() - started) / 1000);
+  function observeAttempt(
+    result: AttemptResult,
+    replyClass: string,
+    started: number,
+    data: LedgerPayload,
+  ): void {
+    metrics.observeAttempt({
+      result,
+      replyClass,
+      to: data.to.address,
+      seconds: (performance.now() - started) / 1000,
+    });
   }
 }
 

@@ -104,7 +104,7 @@ export class Reconciler {
       if (due.length === 0) break;
       const ended = await ledger.finish(due, 'expired', 'max_age', { from: ['queued'] }, now);
       report.expired += ended.length;
-      if (ended.length > 0) metrics.terminal.inc({ outcome: 'expired' }, ended.length);
+      if (ended.length > 0) metrics.observeTerminal('expired', {}, ended.length);
       offset += due.length - ended.length;
       if (due.length < 500) break;
     }
@@ -177,7 +177,7 @@ export class Reconciler {
         );
         report.enqueueFailed = ended.length;
         metrics.reconcilerRepairs.inc({ reason: 'enqueue_incomplete' }, ended.length);
-        if (ended.length > 0) metrics.terminal.inc({ outcome: 'failed' }, ended.length);
+        if (ended.length > 0) metrics.observeTerminal('failed', {}, ended.length);
       }
       if (requeue.length > 0) {
         await this.o.queue.addBulk(
@@ -195,8 +195,8 @@ export class Reconciler {
       }
     }
 
+    // The count goes to the logs here; the queue-gauge role exports it as mailroom_messages_overdue.
     report.overdue = await ledger.overdue(now - this.o.overdueGraceMs);
-    metrics.overdue.set(report.overdue);
     if (report.expired > 0 || report.enqueueFailed > 0) logger.info(report, 'reconcile pass');
     return report;
   }

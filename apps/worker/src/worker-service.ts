@@ -11,9 +11,10 @@ import {
   createMailQueue,
   type MailJobData,
 } from '@mailroom/queue';
-import { createSender } from '@mailroom/smtp';
+import { PipeliningSender, createSender } from '@mailroom/smtp';
 import type { WorkerConfig } from './config.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
+import { startQueueGauges, type QueueGauges } from './queue-gauges.js';
 import type { Logger } from './logger.js';
 import { createMailProcessor, mailBackoffStrategy, type MailJobResult } from './mail-processor.js';
 import { Reconciler } from './reconciler.js';
@@ -58,7 +59,12 @@ export async function startWorkerService(
 ): Promise<WorkerService> {
   const logger = deps.logger;
   const registry = deps.registry ?? new Registry();
-  const metrics = createWorkerMetrics({ registry, version: VERSION });
+  const metrics = createWorkerMetrics({
+    registry,
+    version: VERSION,
+    relay: config.relay.name,
+    domains: config.metricDomains,
+  });
   metrics.concurrency.set(config.concurrency);
 
   if (!config.relay.verifyCertificates) {
@@ -95,12 +101,18 @@ export async function startWorkerService(
   }
 
   const transport = createSender(config.relay, config.sender);
+  metrics.trackPool({
+    size: config.relay.maxConnections,
+    inFlight: () => transport.sending,
+    ...(transport instanceof PipeliningSender ? { openConnections: () => transport.connections } : {}),
+  });
   const content = new ContentStore(redis, config.prefix);
   const ledger = new Ledger(redis, {
     prefix: config.prefix,
     retentionSeconds: config.ledgerRetentionSeconds,
   });
   const gate = new RelayGate();
+  metrics.trackCircuit(() => gate.isClosed());
   let closingFlag = false;
   const queue = createMailQueue(redis, { prefix: config.prefix });
   const campaigns = new CampaignStore(redis, config.prefix);
@@ -181,6 +193,13 @@ export async function startWorkerService(
     return ok;
   };
 
+  // How long past its deadline a message may take to end: the reconciler's pass plus an attempt in flight.
+  const overdueGraceMs =
+    2 * config.reconcileIntervalMs + config.lockDurationMs + config.relay.socketTimeoutMs;
+  const queueGauges: QueueGauges | undefined = config.queueGauges
+    ? startQueueGauges({ registry, redis, queues: [queue], ledger, overdueGraceMs, logger })
+    : undefined;
+
   let http: HealthServer | undefined;
   if (config.http) {
     http = await startHealthServer({
@@ -203,8 +222,7 @@ export async function startWorkerService(
           logger,
           intervalMs: config.reconcileIntervalMs,
           enqueueGraceMs: 60_000,
-          overdueGraceMs:
-            2 * config.reconcileIntervalMs + config.lockDurationMs + config.relay.socketTimeoutMs,
+          overdueGraceMs,
         })
       : undefined;
   const onStuck =
@@ -262,6 +280,7 @@ export async function startWorkerService(
         );
       }
       await worker.close(outcome === 'timeout');
+      await queueGauges?.stop();
       await queue.close();
       transport.close();
       await http?.close();

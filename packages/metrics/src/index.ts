@@ -1,2 +1,5 @@
 export * from './worker-metrics.js';
+export * from './queue-metrics.js';
+export * from './metric-domains.js';
+export * from './smtp-reply-labels.js';
 export { Registry } from 'prom-client';

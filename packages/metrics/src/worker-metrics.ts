@@ -1,4 +1,18 @@
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import {
+  DEFAULT_METRIC_DOMAINS,
+  createDomainLabeler,
+  domainLabelValues,
+  type DomainLabeler,
+} from './metric-domains.js';
+import {
+  ENHANCED_STATUS_LABELS,
+  SMTP_REPLY_CODES,
+  SMTP_STAGES,
+  enhancedStatusLabel,
+  replyCodeLabel,
+  smtpStageLabel,
+} from './smtp-reply-labels.js';
 
 /** Terminal states a message can end in; the sum over them is "messages finished". */
 export const TERMINAL_OUTCOMES = [
@@ -30,20 +44,120 @@ export const REPLY_CLASSES = [
 ] as const;
 export type ReplyClassLabel = (typeof REPLY_CLASSES)[number];
 
+/**
+ * The reply classes each attempt result comes with; these pairs start at 0. Other pairs are still counted
+ * (both labels stay within their lists) but appear on first use.
+ */
+export const ATTEMPT_REPLY_CLASSES: Readonly<Record<AttemptResult, readonly ReplyClassLabel[]>> = {
+  delivered: ['2xx'],
+  deferred: ['4xx', '5xx'],
+  bounced: ['5xx', 'ambiguous'],
+  error: ['net', 'tls', 'auth', 'dns', 'timeout', 'ambiguous'],
+  paused: ['4xx', '5xx', 'tls', 'auth', 'dns', 'ambiguous'],
+};
+
+/**
+ * Who held a send back: `relay` when the relay answered "slow down" (421/450 4.7.x, rate wording) and the
+ * message waits for its retry; `local` when a Mailroom limiter held it before any connection.
+ */
+export const RATE_LIMIT_SCOPES = ['relay', 'local'] as const;
+export type RateLimitScope = (typeof RATE_LIMIT_SCOPES)[number];
+
+/** Out-of-band signals about sent mail: ARF complaints, asynchronous DSN bounces and delay notices. */
+export const FEEDBACK_EVENT_TYPES = ['complaint', 'hard_bounce', 'soft_bounce', 'delay'] as const;
+export type FeedbackEventType = (typeof FEEDBACK_EVENT_TYPES)[number];
+
 export interface WorkerMetricsOptions {
   /** Registry the metrics are registered on; nothing is registered globally. */
   registry: Registry;
   /** Mailroom version for mailroom_build_info. */
   version: string;
+  /** The relay's configured name, the value of every `relay` label (default `default`). Never a host. */
+  relay?: string;
+  /**
+   * Recipient domains counted under their own `domain` label (default {@link DEFAULT_METRIC_DOMAINS});
+   * every other domain is `other`. At most 25; see `metricDomainProblems`.
+   */
+  domains?: readonly string[];
   /** Also collect prom-client's default process and Node.js metrics (default true). */
   defaultMetrics?: boolean;
 }
 
-/** The metrics a delivery worker exports. Every label value comes from a fixed list above. */
+/** One SMTP attempt, as the processor saw it. */
+export interface AttemptObservation {
+  readonly result: AttemptResult;
+  /** One of {@link REPLY_CLASSES}; anything else is counted as `ambiguous`. */
+  readonly replyClass: string;
+  /** The recipient address; only its domain is used, as a listed domain or `other`. */
+  readonly to?: string | undefined;
+  /** Duration of the SMTP transaction, in seconds. */
+  readonly seconds: number;
+}
+
+/** One SMTP reply: the one an attempt failed on, or the reply to the final dot. */
+export interface ReplyObservation {
+  /** The command it answered, as the senders name it (`RCPT TO`, `DATA`, ...). */
+  readonly command?: string | undefined;
+  readonly code?: number | undefined;
+  /** The RFC 3463 status, e.g. `4.7.28`. */
+  readonly enhanced?: string | undefined;
+}
+
+/** The message a terminal outcome belongs to, when it is known. */
+export interface TerminalObservation {
+  /** The recipient address, for the `domain` label. */
+  readonly to?: string | undefined;
+  /** When the message was accepted (ms since the epoch), for mailroom_delivery_delay_seconds. */
+  readonly acceptedAt?: number | undefined;
+  /** The moment it finished (ms since the epoch; default now). */
+  readonly now?: number | undefined;
+}
+
+/** How the relay pool is read at each scrape. */
+export interface PoolProbe {
+  /** Configured connections per process (MAILROOM_SMTP_MAX_CONNECTIONS). */
+  readonly size: number;
+  /** Messages handed to the pool and not answered yet (on a connection or waiting for one). */
+  readonly inFlight: () => number;
+  /** Connections open now; only for senders that can tell (the pipelining sender can). */
+  readonly openConnections?: () => number;
+}
+
+/** The metrics a delivery worker exports. Every label value comes from a fixed list. */
 export interface WorkerMetrics {
-  readonly terminal: Counter<'outcome'>;
-  readonly attempts: Counter<'result' | 'reply_class'>;
-  readonly sendDuration: Histogram<'result'>;
+  /** The `relay` label value of this worker. */
+  readonly relay: string;
+  /** The `domain` label of a recipient address. */
+  readonly domainOf: DomainLabeler;
+
+  /** A message reached a terminal state (`count` messages at once, e.g. from the reconciler). */
+  observeTerminal(outcome: TerminalOutcome, message?: TerminalObservation, count?: number): void;
+  /** An SMTP attempt ended: counted by result, reply class, relay and domain; its duration observed. */
+  observeAttempt(attempt: AttemptObservation): void;
+  /** An SMTP reply: counted by stage and code, and by enhanced status. Text never becomes a label. */
+  observeReply(reply: ReplyObservation): void;
+  /** A send was held back by a rate limit for `seconds`. */
+  observeRateLimitWait(wait: { scope: RateLimitScope; seconds: number; to?: string | undefined }): void;
+  /** A complaint, asynchronous bounce or delay notice arrived about a message sent to `to`. */
+  observeFeedback(type: FeedbackEventType, to?: string): void;
+  /** Reads the relay pool at every scrape (size, sends in flight, open connections). */
+  trackPool(pool: PoolProbe): void;
+  /** Reads the relay circuit at every scrape: open while sending is paused after a configuration fault. */
+  trackCircuit(isOpen: () => boolean): void;
+
+  readonly terminal: Counter<'outcome' | 'domain'>;
+  readonly attempts: Counter<'result' | 'reply_class' | 'relay' | 'domain'>;
+  readonly replies: Counter<'relay' | 'stage' | 'code'>;
+  readonly enhancedStatus: Counter<'relay' | 'enhanced'>;
+  readonly sendDuration: Histogram<'relay' | 'result'>;
+  readonly deliveryDelay: Histogram<'outcome'>;
+  readonly rateLimitWaits: Counter<'scope' | 'domain'>;
+  readonly rateLimitWaitSeconds: Histogram<'scope'>;
+  readonly feedbackEvents: Counter<'type' | 'domain'>;
+  readonly poolSize: Gauge<'relay'>;
+  readonly sendsInFlight: Gauge<'relay'>;
+  readonly poolConnections: Gauge<'relay'>;
+  readonly circuitOpen: Gauge<'relay'>;
   readonly jobsActive: Gauge;
   readonly concurrency: Gauge;
   readonly redisConnected: Gauge;
@@ -53,14 +167,27 @@ export interface WorkerMetrics {
   readonly ambiguous: Counter<'action'>;
   readonly ledgerWriteRetries: Counter;
   readonly reconcilerRepairs: Counter<'reason'>;
+  /**
+   * @deprecated The queue-gauge role exports `mailroom_messages_overdue` (see createQueueMetrics), so
+   * scaled workers do not repeat it. This gauge is registered nowhere; setting it has no effect.
+   */
   readonly overdue: Gauge;
   readonly watchdogTrips: Counter;
 }
 
 const SEND_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Acceptance to terminal state: from a local relay's milliseconds to a retried message's days. */
+const DELIVERY_DELAY_BUCKETS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 21600, 86400, 259200];
+const RATE_LIMIT_WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600];
+
+const REPLY_CLASS_SET = new Set<string>(REPLY_CLASSES);
 
 export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetrics {
   const registers = [options.registry];
+  const relay = options.relay ?? 'default';
+  const domainList = options.domains ?? DEFAULT_METRIC_DOMAINS;
+  const domainOf = createDomainLabeler(domainList);
+  const domains = domainLabelValues(domainList);
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: options.registry });
 
   const buildInfo = new Gauge({
@@ -73,30 +200,125 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
 
   const terminal = new Counter({
     name: 'mailroom_messages_terminal_total',
-    help: 'Messages that reached a terminal state, by outcome. Exactly one increment per accepted message.',
-    labelNames: ['outcome'],
+    help: 'Messages that reached a terminal state, by outcome and recipient domain (a listed domain or other). Exactly one increment per accepted message.',
+    labelNames: ['outcome', 'domain'],
     registers,
   });
-  for (const outcome of TERMINAL_OUTCOMES) terminal.inc({ outcome }, 0);
+  for (const outcome of TERMINAL_OUTCOMES) for (const domain of domains) terminal.inc({ outcome, domain }, 0);
 
   const attempts = new Counter({
     name: 'mailroom_delivery_attempts_total',
-    help: 'SMTP delivery attempts by result and reply class.',
-    labelNames: ['result', 'reply_class'],
+    help: 'SMTP delivery attempts by result, reply class (2xx/4xx/5xx, or the failure without a reply), relay and recipient domain.',
+    labelNames: ['result', 'reply_class', 'relay', 'domain'],
     registers,
   });
   for (const result of ATTEMPT_RESULTS) {
-    for (const replyClass of REPLY_CLASSES) attempts.inc({ result, reply_class: replyClass }, 0);
+    for (const replyClass of ATTEMPT_REPLY_CLASSES[result]) {
+      for (const domain of domains) attempts.inc({ result, reply_class: replyClass, relay, domain }, 0);
+    }
   }
+
+  const replies = new Counter({
+    name: 'mailroom_smtp_replies_total',
+    help: 'SMTP replies by the stage they answered and their code (allowlisted, else the class such as 4xx): every reply an attempt failed on, and every reply to the final dot.',
+    labelNames: ['relay', 'stage', 'code'],
+    registers,
+  });
+  for (const stage of SMTP_STAGES) {
+    for (const code of [...SMTP_REPLY_CODES, '2xx', '3xx', '4xx', '5xx'])
+      replies.inc({ relay, stage, code }, 0);
+  }
+
+  const enhancedStatus = new Counter({
+    name: 'mailroom_smtp_enhanced_status_total',
+    help: 'The same SMTP replies by RFC 3463 enhanced status: registered codes as themselves, others as N.other, none without one.',
+    labelNames: ['relay', 'enhanced'],
+    registers,
+  });
+  for (const enhanced of ENHANCED_STATUS_LABELS) enhancedStatus.inc({ relay, enhanced }, 0);
 
   const sendDuration = new Histogram({
     name: 'mailroom_smtp_send_duration_seconds',
-    help: 'Duration of one SMTP transaction on a pooled connection, by result.',
-    labelNames: ['result'],
+    help: 'Time from handing a message to the relay pool until the attempt ended (a wait for a free connection included), by relay and result.',
+    labelNames: ['relay', 'result'],
     buckets: SEND_BUCKETS,
     registers,
   });
-  for (const result of ATTEMPT_RESULTS) sendDuration.zero({ result });
+  for (const result of ATTEMPT_RESULTS) sendDuration.zero({ relay, result });
+
+  const deliveryDelay = new Histogram({
+    name: 'mailroom_delivery_delay_seconds',
+    help: 'Time from acceptance (the producer was answered) to the terminal state, by outcome.',
+    labelNames: ['outcome'],
+    buckets: DELIVERY_DELAY_BUCKETS,
+    registers,
+  });
+  for (const outcome of TERMINAL_OUTCOMES) deliveryDelay.zero({ outcome });
+
+  const rateLimitWaits = new Counter({
+    name: 'mailroom_rate_limit_waits_total',
+    help: 'Sends held back by a rate limit: scope relay (the relay said slow down) or local (a Mailroom limiter), by recipient domain.',
+    labelNames: ['scope', 'domain'],
+    registers,
+  });
+  for (const scope of RATE_LIMIT_SCOPES)
+    for (const domain of domains) rateLimitWaits.inc({ scope, domain }, 0);
+  const rateLimitWaitSeconds = new Histogram({
+    name: 'mailroom_rate_limit_wait_seconds',
+    help: 'How long a send held back by a rate limit waits before it may go again, by scope.',
+    labelNames: ['scope'],
+    buckets: RATE_LIMIT_WAIT_BUCKETS,
+    registers,
+  });
+  for (const scope of RATE_LIMIT_SCOPES) rateLimitWaitSeconds.zero({ scope });
+
+  const feedbackEvents = new Counter({
+    name: 'mailroom_feedback_events_total',
+    help: 'Out-of-band reports about sent mail (ARF complaints, DSN bounces and delays) by type and recipient domain.',
+    labelNames: ['type', 'domain'],
+    registers,
+  });
+  for (const type of FEEDBACK_EVENT_TYPES)
+    for (const domain of domains) feedbackEvents.inc({ type, domain }, 0);
+
+  let pool: PoolProbe | undefined;
+  const poolSize = new Gauge({
+    name: 'mailroom_smtp_pool_size',
+    help: 'SMTP connections this process may open to the relay (MAILROOM_SMTP_MAX_CONNECTIONS).',
+    labelNames: ['relay'],
+    registers,
+    collect() {
+      this.set({ relay }, pool?.size ?? 0);
+    },
+  });
+  const sendsInFlight = new Gauge({
+    name: 'mailroom_smtp_sends_in_flight',
+    help: 'Messages handed to the relay pool and not answered yet (on a connection or waiting for one); above the pool size, sends queue for a connection.',
+    labelNames: ['relay'],
+    registers,
+    collect() {
+      this.set({ relay }, pool?.inFlight() ?? 0);
+    },
+  });
+  const poolConnections = new Gauge({
+    name: 'mailroom_smtp_pool_connections',
+    help: 'SMTP connections open to the relay now (only from senders that report it).',
+    labelNames: ['relay'],
+    registers,
+    collect() {
+      if (pool?.openConnections) this.set({ relay }, pool.openConnections());
+    },
+  });
+  let circuit: (() => boolean) | undefined;
+  const circuitOpen = new Gauge({
+    name: 'mailroom_relay_circuit_open',
+    help: '1 while sending to the relay is paused after a configuration fault (AUTH, TLS, relay denied).',
+    labelNames: ['relay'],
+    registers,
+    collect() {
+      this.set({ relay }, circuit?.() === true ? 1 : 0);
+    },
+  });
 
   const jobsActive = new Gauge({
     name: 'mailroom_worker_jobs_active',
@@ -149,11 +371,12 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     labelNames: ['reason'],
     registers,
   });
-  for (const reason of ['job_missing', 'job_failed', 'enqueue_incomplete']) reconcilerRepairs.inc({ reason }, 0);
+  for (const reason of ['job_missing', 'job_failed', 'enqueue_incomplete'])
+    reconcilerRepairs.inc({ reason }, 0);
   const overdue = new Gauge({
     name: 'mailroom_messages_overdue',
-    help: 'Messages past their max age without a terminal state (reconciler role only). Must be 0.',
-    registers,
+    help: 'Not exported by workers: see the queue-gauge role.',
+    registers: [],
   });
   const watchdogTrips = new Counter({
     name: 'mailroom_worker_watchdog_trips_total',
@@ -162,9 +385,52 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   });
 
   return {
+    relay,
+    domainOf,
+    observeTerminal(outcome, message = {}, count = 1) {
+      terminal.inc({ outcome, domain: domainOf(message.to) }, count);
+      if (message.acceptedAt !== undefined) {
+        const seconds = Math.max(0, ((message.now ?? Date.now()) - message.acceptedAt) / 1000);
+        for (let i = 0; i < count; i += 1) deliveryDelay.observe({ outcome }, seconds);
+      }
+    },
+    observeAttempt(attempt) {
+      const replyClass = REPLY_CLASS_SET.has(attempt.replyClass) ? attempt.replyClass : 'ambiguous';
+      attempts.inc({ result: attempt.result, reply_class: replyClass, relay, domain: domainOf(attempt.to) });
+      sendDuration.observe({ relay, result: attempt.result }, Math.max(0, attempt.seconds));
+    },
+    observeReply(reply) {
+      const code = replyCodeLabel(reply.code);
+      if (code === undefined) return;
+      replies.inc({ relay, stage: smtpStageLabel(reply.command), code });
+      enhancedStatus.inc({ relay, enhanced: enhancedStatusLabel(reply.enhanced) });
+    },
+    observeRateLimitWait(wait) {
+      rateLimitWaits.inc({ scope: wait.scope, domain: domainOf(wait.to) });
+      rateLimitWaitSeconds.observe({ scope: wait.scope }, Math.max(0, wait.seconds));
+    },
+    observeFeedback(type, to) {
+      feedbackEvents.inc({ type, domain: domainOf(to) });
+    },
+    trackPool(probe) {
+      pool = probe;
+    },
+    trackCircuit(isOpen) {
+      circuit = isOpen;
+    },
     terminal,
     attempts,
+    replies,
+    enhancedStatus,
     sendDuration,
+    deliveryDelay,
+    rateLimitWaits,
+    rateLimitWaitSeconds,
+    feedbackEvents,
+    poolSize,
+    sendsInFlight,
+    poolConnections,
+    circuitOpen,
     jobsActive,
     concurrency,
     redisConnected,

@@ -69,7 +69,7 @@ describe('delivery over TLS to a relay that requires AUTH', () => {
       const sentIds = sink.messages.map((m) => m.messageId).sort();
       assert.deepEqual(sentIds, receipts.map((r) => r.messageId).sort());
       const metrics = await worker.registry.getSingleMetricAsString('mailroom_messages_terminal_total');
-      assert.match(metrics, /mailroom_messages_terminal_total\{outcome="delivered"\} 3/);
+      assert.match(metrics, /mailroom_messages_terminal_total\{outcome="delivered",domain="other"\} 3/);
       // Neither the password nor any recipient address reaches info-level logs.
       const log = lines();
       assert.ok(log.includes('message finished'), 'deliveries are logged');
@@ -122,7 +122,7 @@ describe('delivery over TLS to a relay that requires AUTH', () => {
         assert.equal(status.history.length, 0, 'no attempt recorded against the message');
         assert.equal(sink.messages.length, 0, 'nothing reached the sink');
         const terminal = await worker.registry.getSingleMetricAsString('mailroom_messages_terminal_total');
-        assert.match(terminal, /outcome="bounced"\} 0/);
+        assert.match(terminal, /outcome="bounced",domain="other"\} 0/);
       } finally {
         await worker.close();
         await client.close();

@@ -78,7 +78,7 @@ describe('mailroom worker (the process)', () => {
       async () => {
         const res = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
         const text = await res.text();
-        return /mailroom_messages_terminal_total\{outcome="delivered"\} 1/.test(text);
+        return /mailroom_messages_terminal_total\{outcome="delivered",domain="other"\} 1/.test(text);
       },
       { what: 'the delivered counter in /metrics' },
     );

@@ -87,6 +87,29 @@ describe('worker configuration', () => {
     assert.equal(ok.http?.metricsToken, 'a-long-enough-token');
   });
 
+  it('reads the metric domain list and the queue-gauge role, and names a bad list', () => {
+    const defaults = loadWorkerConfig({ MAILROOM_SMTP_HOST: 'h.example' });
+    assert.ok(defaults.metricDomains.includes('gmail.com'));
+    assert.equal(defaults.queueGauges, false);
+    const set = loadWorkerConfig({
+      MAILROOM_SMTP_HOST: 'h.example',
+      MAILROOM_METRIC_DOMAINS: 'Gmail.com, bücher.example',
+      MAILROOM_QUEUE_GAUGES: 'true',
+    });
+    assert.deepEqual(set.metricDomains, ['gmail.com', 'xn--bcher-kva.example']);
+    assert.equal(set.queueGauges, true);
+    assert.ok(Object.isFrozen(set.metricDomains));
+    const issues = issuesOf({
+      MAILROOM_SMTP_HOST: 'h.example',
+      MAILROOM_METRIC_DOMAINS: 'gmail.com,other,gmail.com',
+    });
+    assert.ok(
+      issues.some((i) => i.startsWith('MAILROOM_METRIC_DOMAINS: "other" is the label of unlisted domains')),
+    );
+    assert.ok(issues.some((i) => i.startsWith('MAILROOM_METRIC_DOMAINS: "gmail.com" is listed twice')));
+    assert.ok(issuesOf({ MAILROOM_SMTP_HOST: 'h.example', MAILROOM_QUEUE_GAUGES: 'yes' }).length === 1);
+  });
+
   it('turning certificate verification off must be explicit and exact', () => {
     assert.equal(
       loadWorkerConfig({ MAILROOM_SMTP_HOST: 'h', MAILROOM_SMTP_TLS_VERIFY: 'false' }).relay
