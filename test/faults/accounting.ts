@@ -34,16 +34,6 @@ export interface AccountingRow {
   readonly problems: readonly string[];
 }
 
-const TERMINAL_LOG_OUTCOMES = new Set([
-  'delivered',
-  'bounced',
-  'expired',
-  'failed',
-  'ambiguous',
-  'cancelled',
-  'suppressed',
-]);
-
 /**
  * Joins the three views of a run. For every accepted message: the ledger has exactly one terminal state
  * (and its history at most one terminal entry); a message recorded delivered has a copy at the server; the
@@ -111,7 +101,8 @@ export async function account(input: {
       }
       const terminalEntries = log.filter((line) => {
         const outcome = (JSON.parse(line) as { outcome?: string }).outcome ?? '';
-        return TERMINAL_LOG_OUTCOMES.has(outcome) && outcome !== 'ambiguous';
+        // An 'ambiguous' entry also marks a resend, so only the other terminal outcomes are counted here.
+        return outcome !== 'ambiguous' && isTerminalState(outcome);
       }).length;
       // Terminal states are write-once: a second terminal entry in the history would be a broken promise.
       if (terminalEntries > 1) {
