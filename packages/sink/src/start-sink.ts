@@ -40,6 +40,11 @@ export interface Sink {
   /** RCPT attempts seen for this exact address (since start or the last `reset`). */
   attempts(address: string): number;
   /**
+   * Whole bodies received for this exact address and never answered (the `stalldata` script): each is an
+   * attempt whose sender wrote the final dot and got no reply (since start or the last `reset`).
+   */
+  unanswered(address: string): number;
+  /**
    * Resolves once `messages.length >= count`. Event-driven, no polling. Rejects with
    * `SinkWaitTimeoutError` after `timeoutMs` (default 10 000 ms), with `SinkClosedError` on `close()`.
    */
@@ -125,6 +130,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
   let messages: ReceivedMessage[] = [];
   let attempts = new Map<string, number>();
   let dataAttempts = new Map<string, number>();
+  let unanswered = new Map<string, number>();
   let seq = 0;
   const stats = {
     connections: 0,
@@ -313,6 +319,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
         }
         case 'stalldata':
           // Never answered: the client's timeout or close() ends the connection.
+          if (rcpt !== undefined) unanswered.set(rcpt, (unanswered.get(rcpt) ?? 0) + 1);
           return;
         case 'acceptdrop':
           store(session, envelope, recorder.finish(), false);
@@ -467,6 +474,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
       return { ...stats };
     },
     attempts: (rcpt) => attempts.get(rcpt) ?? 0,
+    unanswered: (rcpt) => unanswered.get(rcpt) ?? 0,
     waitForMessages(count, timeoutMs = DEFAULT_WAIT_MS) {
       if (messages.length >= count) return Promise.resolve();
       if (closing) return Promise.reject(new SinkClosedError());
@@ -487,6 +495,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
       messages = [];
       attempts = new Map();
       dataAttempts = new Map();
+      unanswered = new Map();
     },
     close,
   };

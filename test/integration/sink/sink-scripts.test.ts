@@ -211,6 +211,8 @@ void describe('scripted recipients', () => {
     await waitUntil(() => sink.stats.openConnections === 0, 'the stalled connection to close');
     assert.equal(sink.messages.length, 0);
     assert.equal(sink.attempts('stalldata-hank@mailroom.test'), 1);
+    assert.equal(sink.unanswered('stalldata-hank@mailroom.test'), 1, 'the whole body was read, unanswered');
+    assert.equal(sink.unanswered('ok-hank@mailroom.test'), 0);
   });
 
   void it('drop: the connection is destroyed at RCPT without a reply', async () => {
