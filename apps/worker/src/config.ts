@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError, type FieldIssue } from '@mailroom/core';
 import { DEFAULT_METRIC_DOMAINS, metricDomainProblems, splitMetricDomains } from '@mailroom/metrics';
 import type { RelayConfig, SenderKind } from '@mailroom/smtp';
+import { loadRoutingConfig, singleRelayRouting, type RoutingConfig } from './relays-config.js';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -33,7 +34,12 @@ export const workerSettings = {
       doc: 'Name of the relay in logs and metric labels (never the host).',
     },
   ),
-  MAILROOM_SMTP_HOST: setting(z.string().min(1), { required: true, doc: 'Relay host name or IP.' }),
+  MAILROOM_RELAYS_FILE: setting(z.string().min(1), {
+    doc: 'JSON file of relays (weights, routing by sender domain or tag, limits per second, hour and day), recipient domain groups with their limits, campaign limits, adaptive throttling and circuit settings: see docs/rate-limits.md. When set, MAILROOM_RELAY_NAME and the per-relay MAILROOM_SMTP_* variables (host, port, TLS, credentials, CA, connections) are not used; the timeouts and the client name still are.',
+  }),
+  MAILROOM_SMTP_HOST: setting(z.string().min(1), {
+    doc: 'Relay host name or IP (required unless MAILROOM_RELAYS_FILE is set).',
+  }),
   MAILROOM_SMTP_PORT: setting(int(1, 65535), {
     default: '587',
     doc: 'Relay port (587 submission, 465 implicit TLS).',
@@ -167,8 +173,11 @@ export interface WorkerConfig {
   readonly redisUrl: string;
   readonly prefix: string;
   readonly concurrency: number;
+  /** The first relay (the only one when configured by environment). */
   readonly relay: RelayConfig;
-  /** The SMTP client used for the relay. */
+  /** Every relay, routing, domain groups, limits, adaptive throttling and circuit settings. */
+  readonly routing: RoutingConfig;
+  /** The SMTP client used for the relays. */
   readonly sender: SenderKind;
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
@@ -197,8 +206,18 @@ function isLoopback(host: string): boolean {
 
 /** Reads and validates the worker's environment. Throws ConfigError naming every bad variable. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
-  const s = loadSettings(workerSettings, env);
-  const issues: FieldIssue[] = [];
+  const hostMissing =
+    !env.MAILROOM_RELAYS_FILE && !env.MAILROOM_SMTP_HOST
+      ? [{ field: 'MAILROOM_SMTP_HOST', message: 'is required (or set MAILROOM_RELAYS_FILE)' }]
+      : [];
+  let s: WorkerSettings;
+  try {
+    s = loadSettings(workerSettings, env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError([...err.issues, ...hostMissing]);
+    throw err;
+  }
+  const issues: FieldIssue[] = [...hostMissing];
   if ((s.MAILROOM_SMTP_USER === undefined) !== (s.MAILROOM_SMTP_PASS === undefined)) {
     issues.push({
       field: 'MAILROOM_SMTP_PASS',
@@ -240,9 +259,9 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
   }
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const relay: RelayConfig = {
+  const envRelay: RelayConfig = {
     name: s.MAILROOM_RELAY_NAME,
-    host: s.MAILROOM_SMTP_HOST,
+    host: s.MAILROOM_SMTP_HOST ?? '',
     port: s.MAILROOM_SMTP_PORT,
     tlsMode: s.MAILROOM_SMTP_TLS,
     ...(s.MAILROOM_SMTP_USER !== undefined && s.MAILROOM_SMTP_PASS !== undefined
@@ -260,11 +279,21 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     socketTimeoutMs: s.MAILROOM_SMTP_SOCKET_TIMEOUT_MS,
     ...(s.MAILROOM_SMTP_CLIENT_NAME === undefined ? {} : { clientName: s.MAILROOM_SMTP_CLIENT_NAME }),
   };
+  const routing =
+    s.MAILROOM_RELAYS_FILE === undefined
+      ? singleRelayRouting(Object.freeze(envRelay))
+      : loadRoutingConfig(s.MAILROOM_RELAYS_FILE, env, {
+          connectionTimeoutMs: s.MAILROOM_SMTP_CONNECTION_TIMEOUT_MS,
+          greetingTimeoutMs: s.MAILROOM_SMTP_GREETING_TIMEOUT_MS,
+          socketTimeoutMs: s.MAILROOM_SMTP_SOCKET_TIMEOUT_MS,
+          ...(s.MAILROOM_SMTP_CLIENT_NAME === undefined ? {} : { clientName: s.MAILROOM_SMTP_CLIENT_NAME }),
+        });
   return Object.freeze({
     redisUrl: s.MAILROOM_REDIS_URL,
     prefix: s.MAILROOM_QUEUE_PREFIX,
     concurrency: s.MAILROOM_WORKER_CONCURRENCY,
-    relay: Object.freeze(relay),
+    relay: routing.relays[0]!,
+    routing,
     sender: s.MAILROOM_SMTP_SENDER,
     retryBaseMs: s.MAILROOM_RETRY_BASE_MS,
     retryMaxMs: s.MAILROOM_RETRY_MAX_MS,

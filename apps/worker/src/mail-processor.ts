@@ -1,8 +1,10 @@
 import { DelayedError, type Job } from 'bullmq';
 import {
+  addressDomain,
   classifySmtpOutcome,
   type AmbiguityPolicy,
   type Classification,
+  type SmtpObservation,
   type TerminalState,
   ValidationError,
   parseEnhancedStatus,
@@ -27,12 +29,13 @@ import {
   type MailJobData,
   type MailQueue,
   type OutcomeReport,
+  type RateLimiter,
   type SendJobData,
 } from '@mailroom/queue';
 import { compileMessage, compileTemplate, type CompiledTemplate } from '@mailroom/mime';
-import { SmtpSendError, type Sender } from '@mailroom/smtp';
+import { SmtpSendError } from '@mailroom/smtp';
 import type { Logger } from './logger.js';
-import type { RelayGate } from './relay-gate.js';
+import type { DomainScope, RelayHandle, RelayRouter } from './relay-router.js';
 import { nextAttemptDelayMs, type RetryPolicyOptions } from './retry-policy.js';
 
 /** What a finished job returns (the ledger holds the full record). */
@@ -71,12 +74,14 @@ export class TransientDeliveryError extends Error {
 }
 
 export interface MailProcessorDeps {
-  readonly transport: Sender;
+  /** The relays, their health, routing and limit scopes. */
+  readonly router: RelayRouter;
+  /** Cluster-wide rate limits and quotas. */
+  readonly limiter: RateLimiter;
   readonly content: ContentStore;
   readonly ledger: Ledger;
   readonly metrics: WorkerMetrics;
   readonly logger: Logger;
-  readonly gate: RelayGate;
   readonly retry: RetryPolicyOptions;
   readonly configFaultPauseMs: number;
   readonly ambiguityPolicy: AmbiguityPolicy;
@@ -101,6 +106,11 @@ const CONFIG_FAULT_KIND: Record<string, 'auth' | 'tls' | 'dns' | 'policy'> = {
   tls: 'tls',
   dns: 'dns',
 };
+
+/** The `reason` label of mailroom_relay_config_faults_total for a configuration fault's reply class. */
+export function configFaultKind(replyClass: string): 'auth' | 'tls' | 'dns' | 'policy' {
+  return CONFIG_FAULT_KIND[replyClass] ?? 'policy';
+}
 /** Ledger writes after a send are retried this long before the job is left to stalled-job recovery. */
 const LEDGER_RETRY_LIMIT_MS = 5 * 60 * 1000;
 
@@ -114,7 +124,7 @@ const LEDGER_RETRY_LIMIT_MS = 5 * 60 * 1000;
  * the relay paused.
  */
 export function createMailProcessor(deps: MailProcessorDeps) {
-  const { transport, content, ledger, metrics, logger, gate } = deps;
+  const { router, limiter, content, ledger, metrics, logger } = deps;
 
   async function record(id: string, token: string, report: OutcomeReport): Promise<string> {
     const started = Date.now();
@@ -154,14 +164,20 @@ export function createMailProcessor(deps: MailProcessorDeps) {
   }
 
   /** A campaign's template, compiled once per process, and its envelope sender. */
-  const templates = new Map<string, { compiled: CompiledTemplate; from: string }>();
-  async function templateOf(campaign: string): Promise<{ compiled: CompiledTemplate; from: string }> {
+  type TemplateEntry = { compiled: CompiledTemplate; from: string; tags: readonly string[] };
+  const templates = new Map<string, TemplateEntry>();
+  async function templateOf(campaign: string): Promise<TemplateEntry> {
     const cached = templates.get(campaign);
     if (cached) return cached;
     const json = await deps.campaigns.template(campaign);
     if (json === undefined) throw new ContentMissingError([`campaign:${campaign}`]);
-    const template = JSON.parse(json) as { from: unknown };
-    const entry = { compiled: compileTemplate(template), from: parseMailbox(template.from, 'from').address };
+    const template = JSON.parse(json) as { from: unknown; tags?: unknown };
+    const tags = Array.isArray(template.tags) ? template.tags.filter((t) => typeof t === 'string') : [];
+    const entry = {
+      compiled: compileTemplate(template),
+      from: parseMailbox(template.from, 'from').address,
+      tags,
+    };
     if (templates.size >= TEMPLATE_CACHE_SIZE) templates.delete(templates.keys().next().value!);
     templates.set(campaign, entry);
     return entry;
@@ -172,7 +188,9 @@ export function createMailProcessor(deps: MailProcessorDeps) {
    * has no attempt left after this one.
    */
   async function deliver(id: string, fence: string, lastJobAttempt: boolean): Promise<Verdict> {
-    if (gate.isClosed()) return hold(gate.until, 'relay paused after a configuration fault');
+    if (router.allOpen()) {
+      return hold(router.nextOpening(router.relays), 'every relay is paused (circuit open)');
+    }
 
     const claim = await ledger.claim(id, fence, {
       graceMs: deps.ambiguityGraceMs,
@@ -215,10 +233,23 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       }
     }
 
+    // Routing and limits come before composing: a message held back costs no CPU and spends no attempt.
+    const sender = await senderOf(data);
+    const candidates = router.candidates(sender.domain, sender.tags);
+    const domain = router.domainScope(addressDomain(data.to.address));
+    const campaign = isCampaignMember(data) ? data.campaign : undefined;
+    const tried = new Set<string>();
+    let relay = router.pick(candidates, tried);
+    if (relay === undefined) {
+      await record(id, fence, { outcome: 'released' });
+      return hold(router.nextOpening(candidates), 'no relay available (circuits open)');
+    }
+    const held = await takeSlot(id, fence, relay, domain, campaign, data);
+    if (held) return held;
+
     let raw: Buffer;
-    let envelopeFrom: string;
     try {
-      ({ raw, from: envelopeFrom } = await compose(data));
+      raw = await compose(data);
     } catch (err) {
       // Neither can get better by retrying: the message ends failed, with the reason in its status.
       if (err instanceof ContentMissingError) {
@@ -245,95 +276,186 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       bodyWritten = true;
     };
 
-    const started = performance.now();
-    try {
-      const accepted = await transport.send({ from: envelopeFrom, to: data.to.address }, raw, {
-        beforeFinalDot,
-      });
-      observeAttempt('delivered', '2xx', started, data);
-      metrics.observeReply({
-        command: 'DATA',
-        code: accepted.responseCode,
-        enhanced: parseEnhancedStatus(accepted.response),
-      });
-      logger.debug(
-        { msgId: id, rcpt: data.to.address, response: accepted.response },
-        'relay accepted message',
-      );
-      const written = await record(id, fence, {
-        outcome: 'delivered',
-        code: accepted.responseCode,
-        response: accepted.response,
-      });
-      if (written === 'terminal') {
-        // Another attempt finished first (a resend after a lost reply): this delivery is a duplicate.
-        metrics.duplicatesDelivered.inc();
-        logger.warn({ msgId: id }, 'delivered a message that had already finished (counted duplicate)');
-        return done({ outcome: 'delivered', skipped: true });
-      }
-      return terminal(id, 'delivered', { attempt: claim.attempt, responseCode: accepted.responseCode }, data);
-    } catch (err) {
-      if (!(err instanceof SmtpSendError)) throw err;
-      const observation = { ...err.observation, bodyWritten };
-      const c = classifySmtpOutcome(observation);
-      metrics.observeReply({
-        command: observation.command,
-        code: observation.responseCode,
-        enhanced: c.enhancedStatus,
-      });
-      const reply = {
-        ...(observation.responseCode === undefined ? {} : { code: observation.responseCode }),
-        ...(c.enhancedStatus === undefined ? {} : { enhanced: c.enhancedStatus }),
-        ...(observation.response === undefined ? {} : { response: observation.response }),
-        reason: c.reason,
-      };
-      const facts = {
-        msgId: id,
-        attempt: claim.attempt,
-        outcome: c.outcome,
-        reason: c.reason,
-        responseCode: observation.responseCode,
-        enhancedStatus: c.enhancedStatus,
-        code: observation.code,
-        command: observation.command,
-      };
-      switch (c.outcome) {
-        case 'delivered':
-        case 'permanent': {
-          observeAttempt('bounced', c.replyClass, started, data);
-          logger.debug(
-            { ...facts, rcpt: data.to.address, response: observation.response },
-            'relay refused message',
-          );
-          await record(id, fence, { outcome: 'bounced', ...reply });
-          return terminal(
-            id,
-            'bounced',
-            { responseCode: observation.responseCode, enhancedStatus: c.enhancedStatus },
-            data,
-          );
+    for (;;) {
+      const current: RelayHandle = relay;
+      const started = performance.now();
+      try {
+        const send = () =>
+          current.sender.send({ from: sender.from, to: data.to.address }, raw, { beforeFinalDot });
+        const accepted = await (domain.local ? domain.local(send) : send());
+        current.circuit.success();
+        observeAttempt('delivered', '2xx', started, data, current.name);
+        metrics.observeReply({
+          command: 'DATA',
+          code: accepted.responseCode,
+          enhanced: parseEnhancedStatus(accepted.response),
+          relay: current.name,
+        });
+        logger.debug(
+          { msgId: id, rcpt: data.to.address, response: accepted.response },
+          'relay accepted message',
+        );
+        const written = await record(id, fence, {
+          outcome: 'delivered',
+          code: accepted.responseCode,
+          response: accepted.response,
+        });
+        if (written === 'terminal') {
+          // Another attempt finished first (a resend after a lost reply): this delivery is a duplicate.
+          metrics.duplicatesDelivered.inc();
+          logger.warn({ msgId: id }, 'delivered a message that had already finished (counted duplicate)');
+          return done({ outcome: 'delivered', skipped: true });
         }
-        case 'config': {
-          observeAttempt('paused', c.replyClass, started, data);
-          metrics.configFaults.inc({ reason: CONFIG_FAULT_KIND[c.replyClass] ?? 'policy' });
-          logger.error(facts, 'relay configuration fault: sending paused, message kept');
-          gate.close(deps.configFaultPauseMs, c.reason);
-          await record(id, fence, { outcome: 'released', ...reply });
-          return hold(gate.until, 'relay paused after a configuration fault');
-        }
-        case 'ambiguous':
-          metrics.ambiguous.inc({ action: deps.ambiguityPolicy === 'stop' ? 'stopped' : 'resent' });
-          if (deps.ambiguityPolicy === 'stop') {
-            observeAttempt('error', c.replyClass, started, data);
-            logger.warn(facts, 'body sent, no reply: stopping (at-most-once policy)');
-            await record(id, fence, { outcome: 'ambiguous', ...reply });
-            return terminal(id, 'ambiguous', { reason: c.reason }, data);
+        return terminal(
+          id,
+          'delivered',
+          { attempt: claim.attempt, responseCode: accepted.responseCode, relay: current.name },
+          data,
+        );
+      } catch (err) {
+        if (!(err instanceof SmtpSendError)) throw err;
+        const observation = { ...err.observation, bodyWritten };
+        const c = classifySmtpOutcome(observation);
+        metrics.observeReply({
+          command: observation.command,
+          code: observation.responseCode,
+          enhanced: c.enhancedStatus,
+          relay: current.name,
+        });
+        const reply = {
+          ...(observation.responseCode === undefined ? {} : { code: observation.responseCode }),
+          ...(c.enhancedStatus === undefined ? {} : { enhanced: c.enhancedStatus }),
+          ...(observation.response === undefined ? {} : { response: observation.response }),
+          reason: c.reason,
+        };
+        const facts = {
+          msgId: id,
+          attempt: claim.attempt,
+          relay: current.name,
+          outcome: c.outcome,
+          reason: c.reason,
+          responseCode: observation.responseCode,
+          enhancedStatus: c.enhancedStatus,
+          code: observation.code,
+          command: observation.command,
+        };
+
+        // The relay failed before the message went out: another relay takes it within this attempt; if
+        // none can, a failure to connect spends no attempt (the message waits for a relay to come back).
+        const fault = relayFault(c, observation);
+        if (fault !== undefined) {
+          if (fault.phase === 'connect') {
+            if (fault.kind === 'config') {
+              metrics.configFaults.inc({ reason: configFaultKind(c.replyClass) });
+              logger.error(facts, 'relay configuration fault: relay paused, message kept');
+            }
+            current.circuit.failure(
+              fault.kind,
+              c.reason,
+              fault.kind === 'config' ? deps.configFaultPauseMs : undefined,
+            );
+            observeAttempt(
+              fault.kind === 'config' ? 'paused' : 'error',
+              c.replyClass,
+              started,
+              data,
+              current.name,
+            );
+          } else {
+            observeAttempt('error', c.replyClass, started, data, current.name);
           }
-          logger.warn(facts, 'body sent, no reply: will resend with the same Message-ID');
-          return retryLater(lastJobAttempt, id, fence, claim.attempt, data, c, reply, facts, started, err);
-        case 'transient':
-        case 'throttled':
-          return retryLater(lastJobAttempt, id, fence, claim.attempt, data, c, reply, facts, started, err);
+          tried.add(current.name);
+          const next = router.pick(candidates, tried);
+          if (next !== undefined) {
+            metrics.observeReroute(current.name);
+            logger.warn(
+              { ...facts, to: next.name },
+              'relay failed before the body: message moved to another relay',
+            );
+            relay = next;
+            const heldNext = await takeSlot(id, fence, next, domain, campaign, data);
+            if (heldNext) return heldNext;
+            continue;
+          }
+          if (fault.phase === 'connect') {
+            await record(id, fence, { outcome: 'released', ...reply });
+            logger.warn(facts, 'relay unreachable: message held, no attempt spent');
+            return hold(
+              Math.max(router.nextOpening(candidates), Date.now() + 1000),
+              'no relay available (circuits open)',
+            );
+          }
+        } else if (observation.responseCode !== undefined) {
+          current.circuit.success();
+        }
+        if (c.outcome === 'throttled') await throttled(current, domain, observation);
+
+        switch (c.outcome) {
+          case 'delivered':
+          case 'permanent': {
+            observeAttempt('bounced', c.replyClass, started, data, current.name);
+            logger.debug(
+              { ...facts, rcpt: data.to.address, response: observation.response },
+              'relay refused message',
+            );
+            await record(id, fence, { outcome: 'bounced', ...reply });
+            return terminal(
+              id,
+              'bounced',
+              { responseCode: observation.responseCode, enhancedStatus: c.enhancedStatus },
+              data,
+            );
+          }
+          case 'config': {
+            // A configuration fault after the connection phase (relay denied at MAIL or RCPT).
+            observeAttempt('paused', c.replyClass, started, data, current.name);
+            metrics.configFaults.inc({ reason: configFaultKind(c.replyClass) });
+            logger.error(facts, 'relay configuration fault: relay paused, message kept');
+            current.circuit.failure('config', c.reason, deps.configFaultPauseMs);
+            await record(id, fence, { outcome: 'released', ...reply });
+            return hold(
+              Math.max(router.nextOpening(candidates), Date.now() + 1000),
+              'relay paused after a configuration fault',
+            );
+          }
+          case 'ambiguous':
+            metrics.ambiguous.inc({ action: deps.ambiguityPolicy === 'stop' ? 'stopped' : 'resent' });
+            if (deps.ambiguityPolicy === 'stop') {
+              observeAttempt('error', c.replyClass, started, data, current.name);
+              logger.warn(facts, 'body sent, no reply: stopping (at-most-once policy)');
+              await record(id, fence, { outcome: 'ambiguous', ...reply });
+              return terminal(id, 'ambiguous', { reason: c.reason }, data);
+            }
+            logger.warn(facts, 'body sent, no reply: will resend with the same Message-ID');
+            return retryLater(
+              lastJobAttempt,
+              id,
+              fence,
+              claim.attempt,
+              data,
+              c,
+              reply,
+              facts,
+              started,
+              err,
+              current,
+            );
+          case 'transient':
+          case 'throttled':
+            return retryLater(
+              lastJobAttempt,
+              id,
+              fence,
+              claim.attempt,
+              data,
+              c,
+              reply,
+              facts,
+              started,
+              err,
+              current,
+            );
+        }
       }
     }
   }
@@ -417,10 +539,11 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     facts: Record<string, unknown>,
     started: number,
     cause: unknown,
+    relay: RelayHandle,
   ): Promise<Verdict> {
     // A reply (even a 5xx rate limit) is a deferral; `error` is an attempt that got no SMTP reply.
     const replied = c.replyClass === '4xx' || c.replyClass === '5xx';
-    observeAttempt(replied ? 'deferred' : 'error', c.replyClass, started, data);
+    observeAttempt(replied ? 'deferred' : 'error', c.replyClass, started, data, relay.name);
     const lastAttempt = lastJobAttempt;
     const delay = lastAttempt ? null : nextAttemptDelayMs(attempt, data.expiresAt, Date.now(), deps.retry);
     if (delay === null) {
@@ -440,7 +563,7 @@ export function createMailProcessor(deps: MailProcessorDeps) {
    * The message as it goes on the wire, through the compiled-message path. Byte-identical on every
    * attempt: the Message-ID and the Date (the moment of acceptance) come from the ledger record.
    */
-  async function compose(data: LedgerPayload): Promise<{ raw: Buffer; from: string }> {
+  async function compose(data: LedgerPayload): Promise<Buffer> {
     if (isCampaignMember(data)) return composeMember(data);
     const loaded = await content.load(partRefs(data));
     const raw = compileMessage(
@@ -467,19 +590,66 @@ export function createMailProcessor(deps: MailProcessorDeps) {
         maxMessageBytes: Number.MAX_SAFE_INTEGER,
       },
     );
-    return { raw, from: data.from.address };
+    return raw;
   }
 
   /** A campaign message: the campaign's compiled template, filled in for this recipient. */
-  async function composeMember(data: CampaignMemberPayload): Promise<{ raw: Buffer; from: string }> {
+  async function composeMember(data: CampaignMemberPayload): Promise<Buffer> {
     const template = await templateOf(data.campaign);
-    const raw = template.compiled.render({
+    return template.compiled.render({
       to: data.to,
       messageId: data.messageIdHeader,
       date: new Date(data.acceptedAt),
       vars: data.vars,
     });
-    return { raw, from: template.from };
+  }
+
+  /** The envelope sender, its domain and the tags a message is routed by. */
+  async function senderOf(
+    data: LedgerPayload,
+  ): Promise<{ from: string; domain: string; tags: readonly string[] }> {
+    if (isCampaignMember(data)) {
+      const template = await templateOf(data.campaign);
+      return { from: template.from, domain: addressDomain(template.from), tags: template.tags };
+    }
+    return { from: data.from.address, domain: addressDomain(data.from.address), tags: data.tags };
+  }
+
+  /**
+   * Takes a send slot under the relay's, the recipient domain's and the campaign's limits. Undefined when
+   * the message may go now; otherwise it is handed back unattempted and held until its own slot.
+   */
+  async function takeSlot(
+    id: string,
+    fence: string,
+    relay: RelayHandle,
+    domain: DomainScope,
+    campaign: string | undefined,
+    data: LedgerPayload,
+  ): Promise<Verdict | undefined> {
+    const scopes = router.scopesFor(relay, domain, campaign);
+    if (scopes.length === 0) return undefined;
+    const slot = await limiter.acquire(scopes);
+    if (slot.allowed) return undefined;
+    await record(id, fence, { outcome: 'released' });
+    metrics.observeRateLimitWait({ scope: 'local', seconds: slot.waitMs / 1000, to: data.to.address });
+    logger.debug({ msgId: id, scope: slot.scope, kind: slot.kind, waitMs: slot.waitMs }, 'held by a limit');
+    return hold(Date.now() + slot.waitMs, `held by the ${slot.kind} limit of ${slot.scope}`);
+  }
+
+  /**
+   * A throttling reply cuts the rate of whoever said it: the relay when it answered before the recipient
+   * was named (greeting, EHLO, MAIL FROM), the recipient's domain group when it answered RCPT or DATA.
+   */
+  async function throttled(relay: RelayHandle, domain: DomainScope, observation: SmtpObservation) {
+    const command = (observation.command ?? '').toUpperCase();
+    const scope = command === 'RCPT TO' || command === 'DATA' ? domain.scope.name : relay.scope.name;
+    try {
+      const factor = await limiter.throttled(scope);
+      logger.warn({ scope, factor }, 'throttled: rate cut');
+    } catch (err) {
+      logger.warn({ scope, err: { message: (err as Error).message } }, 'could not record a throttle');
+    }
   }
 
   function observeAttempt(
@@ -487,14 +657,38 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     replyClass: string,
     started: number,
     data: LedgerPayload,
+    relay: string,
   ): void {
     metrics.observeAttempt({
       result,
       replyClass,
       to: data.to.address,
       seconds: (performance.now() - started) / 1000,
+      relay,
     });
   }
+}
+
+/**
+ * Whether a failed attempt failed because of the relay rather than the message, before any of the body went
+ * out (so another relay may take it at once):
+ * - `connect`: the connection phase failed (refused, unreachable, timed out, TLS or AUTH refused, 421 at
+ *   the greeting); counted towards the relay's circuit, and no attempt is spent when no relay is left;
+ * - `transaction`: an established connection died without a reply and before the body; moved to another
+ *   relay when there is one, otherwise an ordinary deferral.
+ */
+function relayFault(
+  c: Classification,
+  observation: SmtpObservation,
+): { phase: 'connect' | 'transaction'; kind: 'connect' | 'config' } | undefined {
+  if (observation.bodyWritten) return undefined;
+  if (observation.code === 'ECONNECTION' && observation.command === 'API') return undefined; // shutting down
+  const inConnection = observation.connecting === true;
+  if (c.outcome === 'config') return inConnection ? { phase: 'connect', kind: 'config' } : undefined;
+  if (c.outcome !== 'transient' && c.outcome !== 'throttled') return undefined;
+  if (inConnection) return { phase: 'connect', kind: 'connect' };
+  if (observation.responseCode === undefined) return { phase: 'transaction', kind: 'connect' };
+  return undefined;
 }
 
 /** BullMQ backoff strategy: the delay the processor computed for this failure (see TransientDeliveryError). */

@@ -2,24 +2,31 @@ import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { createWorkerMetrics, type WorkerMetrics } from '@mailroom/metrics';
-import { ConfigError } from '@mailroom/core';
+import { ConfigError, classifySmtpOutcome } from '@mailroom/core';
 import {
   CampaignStore,
   ContentStore,
   Ledger,
   MAIL_QUEUE,
+  RateLimiter,
   createMailQueue,
   type MailJobData,
 } from '@mailroom/queue';
-import { PipeliningSender, createSender } from '@mailroom/smtp';
+import { PipeliningSender, SmtpSendError, createSender } from '@mailroom/smtp';
 import type { WorkerConfig } from './config.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
 import { startQueueGauges, type QueueGauges } from './queue-gauges.js';
 import type { Logger } from './logger.js';
-import { createMailProcessor, mailBackoffStrategy, type MailJobResult } from './mail-processor.js';
+import {
+  configFaultKind,
+  createMailProcessor,
+  mailBackoffStrategy,
+  type MailJobResult,
+} from './mail-processor.js';
 import { Reconciler } from './reconciler.js';
 import { checkRedisDurability } from './redis-guard.js';
-import { RelayGate } from './relay-gate.js';
+import { RelayCircuit } from './relay-circuit.js';
+import { RelayRouter } from './relay-router.js';
 import { Watchdog } from './watchdog.js';
 import { VERSION } from './version.js';
 
@@ -62,22 +69,19 @@ export async function startWorkerService(
   const metrics = createWorkerMetrics({
     registry,
     version: VERSION,
-    relay: config.relay.name,
+    relays: config.routing.relays.map((r) => r.name),
+    domainGroups: [...config.routing.domainGroups.map((g) => g.name), 'other'],
     domains: config.metricDomains,
   });
   metrics.concurrency.set(config.concurrency);
 
-  if (!config.relay.verifyCertificates) {
-    logger.warn(
-      { relay: config.relay.name },
-      'TLS certificate verification of the relay is OFF (MAILROOM_SMTP_TLS_VERIFY=false)',
-    );
-  }
-  if (config.relay.tlsMode === 'none') {
-    logger.warn(
-      { relay: config.relay.name },
-      'relay connection without TLS (MAILROOM_SMTP_TLS=none): messages travel in the clear',
-    );
+  for (const relay of config.routing.relays) {
+    if (!relay.verifyCertificates) {
+      logger.warn({ relay: relay.name }, 'TLS certificate verification of the relay is OFF');
+    }
+    if (relay.tlsMode === 'none') {
+      logger.warn({ relay: relay.name }, 'relay connection without TLS: messages travel in the clear');
+    }
   }
 
   // Workers keep retrying Redis forever (BullMQ requires maxRetriesPerRequest: null for its blocking calls).
@@ -100,30 +104,43 @@ export async function startWorkerService(
     }
   }
 
-  const transport = createSender(config.relay, config.sender);
-  metrics.trackPool({
-    size: config.relay.maxConnections,
-    inFlight: () => transport.sending,
-    ...(transport instanceof PipeliningSender ? { openConnections: () => transport.connections } : {}),
+  const relays = config.routing.relays.map((definition) => {
+    const sender = createSender(definition, config.sender);
+    metrics.trackPool(
+      {
+        size: definition.maxConnections,
+        inFlight: () => sender.sending,
+        ...(sender instanceof PipeliningSender ? { openConnections: () => sender.connections } : {}),
+      },
+      definition.name,
+    );
+    const circuit = new RelayCircuit(definition.name, {
+      ...config.routing.circuit,
+      probe: () => sender.verify(),
+    });
+    metrics.trackCircuit(() => !circuit.isAvailable(), definition.name);
+    return { name: definition.name, definition, sender, circuit };
   });
+  const limiter = new RateLimiter(redis, config.prefix, config.routing.adaptive);
+  const router = new RelayRouter(config.routing, relays, limiter);
+  metrics.trackRates(() => router.currentRates('relay'), 'relay');
+  metrics.trackRates(() => router.currentRates('domain_group'), 'domain_group');
   const content = new ContentStore(redis, config.prefix);
   const ledger = new Ledger(redis, {
     prefix: config.prefix,
     retentionSeconds: config.ledgerRetentionSeconds,
   });
-  const gate = new RelayGate();
-  metrics.trackCircuit(() => gate.isClosed());
   let closingFlag = false;
   const queue = createMailQueue(redis, { prefix: config.prefix });
   const campaigns = new CampaignStore(redis, config.prefix);
 
   const processor = createMailProcessor({
-    transport,
+    router,
+    limiter,
     content,
     ledger,
     metrics,
     logger,
-    gate,
     retry: { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs },
     configFaultPauseMs: config.configFaultPauseMs,
     ambiguityPolicy: config.ambiguityPolicy,
@@ -169,14 +186,29 @@ export async function startWorkerService(
     }
   });
 
-  gate.on('closed', (until) => {
-    logger.warn({ relay: config.relay.name, resumeAt: new Date(until).toISOString() }, 'relay paused');
-    worker.pause(true).catch((err: unknown) => logger.error({ err }, 'could not pause the worker'));
-  });
-  gate.on('opened', () => {
-    logger.info({ relay: config.relay.name }, 'relay pause over, probing');
-    worker.resume().catch((err: unknown) => logger.error({ err }, 'could not resume the worker'));
-  });
+  // A relay whose circuit opens takes no mail; when every relay is out, the worker stops fetching jobs until
+  // a probe finds one usable again (messages wait in the queue, none is bounced).
+  for (const relay of router.relays) {
+    relay.circuit.on('opened', (until, reason) => {
+      logger.warn({ relay: relay.name, reason, probeAt: new Date(until).toISOString() }, 'relay paused');
+      if (router.allOpen() && !closingFlag) {
+        worker.pause(true).catch((err: unknown) => logger.error({ err }, 'could not pause the worker'));
+      }
+    });
+    relay.circuit.on('probeFailed', (err) => {
+      // A probe that meets the same configuration fault counts it again, as a message would have.
+      if (err instanceof SmtpSendError) {
+        const c = classifySmtpOutcome(err.observation);
+        if (c.outcome === 'config') metrics.configFaults.inc({ reason: configFaultKind(c.replyClass) });
+      }
+    });
+    relay.circuit.on('closed', () => {
+      logger.info({ relay: relay.name }, 'relay usable again');
+      if (worker.isPaused() && !closingFlag) {
+        worker.resume().catch((err: unknown) => logger.error({ err }, 'could not resume the worker'));
+      }
+    });
+  }
 
   let readyCache: { at: number; ok: boolean } | undefined;
   const ready = async (): Promise<boolean> => {
@@ -185,7 +217,7 @@ export async function startWorkerService(
     let ok = true;
     try {
       await redis.ping();
-      await transport.verify();
+      await Promise.any(router.relays.map((r) => r.sender.verify()));
     } catch {
       ok = false;
     }
@@ -236,7 +268,7 @@ export async function startWorkerService(
       ? new Watchdog({
           queue,
           stuckAfterMs: config.watchdogMs,
-          expectedToWork: () => !closingFlag && !gate.isClosed() && !worker.isPaused(),
+          expectedToWork: () => !closingFlag && !router.allOpen() && !worker.isPaused(),
           onStuck: (idleMs, waiting) => {
             metrics.watchdogTrips.inc();
             onStuck(idleMs, waiting);
@@ -244,12 +276,20 @@ export async function startWorkerService(
         })
       : undefined;
 
+  router.start(1000, (err) =>
+    logger.warn({ err: { message: (err as Error).message } }, 'could not read the rate-limit state'),
+  );
   void worker.run().catch((err: unknown) => logger.fatal({ err }, 'worker stopped unexpectedly'));
   await worker.waitUntilReady();
   reconciler?.start();
   watchdog?.start();
   logger.info(
-    { relay: config.relay.name, concurrency: config.concurrency, http: http?.url, prefix: config.prefix },
+    {
+      relays: router.relays.map((r) => r.name),
+      concurrency: config.concurrency,
+      http: http?.url,
+      prefix: config.prefix,
+    },
     'worker started',
   );
 
@@ -258,7 +298,7 @@ export async function startWorkerService(
     closing ??= (async () => {
       logger.info({ timeoutMs }, 'worker stopping: no new jobs, finishing messages in flight');
       closingFlag = true;
-      gate.dispose();
+      router.stop();
       watchdog?.stop();
       await reconciler?.stop();
       let timer: NodeJS.Timeout | undefined;
@@ -282,7 +322,7 @@ export async function startWorkerService(
       await worker.close(outcome === 'timeout');
       await queueGauges?.stop();
       await queue.close();
-      transport.close();
+      for (const relay of router.relays) relay.sender.close();
       await http?.close();
       redis.disconnect();
       metrics.redisConnected.set(0);

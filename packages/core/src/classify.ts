@@ -36,6 +36,11 @@ export interface SmtpObservation {
   message?: string;
   /** The whole body and the final dot were handed to the socket during this attempt. */
   bodyWritten?: boolean;
+  /**
+   * The failure happened while opening a connection (TCP, greeting, EHLO, STARTTLS, AUTH), before any
+   * transaction: the relay's fault, whatever the message.
+   */
+  connecting?: boolean;
 }
 
 export interface Classification {

@@ -75,6 +75,13 @@ export interface WorkerMetricsOptions {
   /** The relay's configured name, the value of every `relay` label (default `default`). Never a host. */
   relay?: string;
   /**
+   * Every configured relay name (default: [`relay`]); observations name theirs and default to the first.
+   * Never a host.
+   */
+  relays?: readonly string[];
+  /** Configured domain groups (rate-limit scopes such as gmail, microsoft), for the current-rate gauge. */
+  domainGroups?: readonly string[];
+  /**
    * Recipient domains counted under their own `domain` label (default {@link DEFAULT_METRIC_DOMAINS});
    * every other domain is `other`. At most 25; see `metricDomainProblems`.
    */
@@ -92,6 +99,8 @@ export interface AttemptObservation {
   readonly to?: string | undefined;
   /** Duration of the SMTP transaction, in seconds. */
   readonly seconds: number;
+  /** The relay it went to (default: the first configured relay). */
+  readonly relay?: string | undefined;
 }
 
 /** One SMTP reply: the one an attempt failed on, or the reply to the final dot. */
@@ -101,6 +110,8 @@ export interface ReplyObservation {
   readonly code?: number | undefined;
   /** The RFC 3463 status, e.g. `4.7.28`. */
   readonly enhanced?: string | undefined;
+  /** The relay that sent it (default: the first configured relay). */
+  readonly relay?: string | undefined;
 }
 
 /** The message a terminal outcome belongs to, when it is known. */
@@ -140,10 +151,17 @@ export interface WorkerMetrics {
   observeRateLimitWait(wait: { scope: RateLimitScope; seconds: number; to?: string | undefined }): void;
   /** A complaint, asynchronous bounce or delay notice arrived about a message sent to `to`. */
   observeFeedback(type: FeedbackEventType, to?: string): void;
-  /** Reads the relay pool at every scrape (size, sends in flight, open connections). */
-  trackPool(pool: PoolProbe): void;
-  /** Reads the relay circuit at every scrape: open while sending is paused after a configuration fault. */
-  trackCircuit(isOpen: () => boolean): void;
+  /** Reads a relay's pool at every scrape (size, sends in flight, open connections). */
+  trackPool(pool: PoolProbe, relay?: string): void;
+  /** Reads a relay's circuit at every scrape: open while sending to it is paused (faults, bad credentials). */
+  trackCircuit(isOpen: () => boolean, relay?: string): void;
+  /**
+   * Reads the current allowed rate (messages per second, after adaptive cuts) of each limited relay and
+   * domain group at every scrape; a scope without a limit reads as absent (no sample).
+   */
+  trackRates(read: () => ReadonlyMap<string, number>, scope: 'relay' | 'domain_group'): void;
+  /** A message went to another relay after its first choice failed before the body (no attempt spent). */
+  observeReroute(from: string): void;
 
   readonly terminal: Counter<'outcome' | 'domain'>;
   readonly attempts: Counter<'result' | 'reply_class' | 'relay' | 'domain'>;
@@ -158,6 +176,8 @@ export interface WorkerMetrics {
   readonly sendsInFlight: Gauge<'relay'>;
   readonly poolConnections: Gauge<'relay'>;
   readonly circuitOpen: Gauge<'relay'>;
+  readonly currentRate: Gauge<'scope' | 'name'>;
+  readonly reroutes: Counter<'relay'>;
   readonly jobsActive: Gauge;
   readonly concurrency: Gauge;
   readonly redisConnected: Gauge;
@@ -184,7 +204,11 @@ const REPLY_CLASS_SET = new Set<string>(REPLY_CLASSES);
 
 export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetrics {
   const registers = [options.registry];
-  const relay = options.relay ?? 'default';
+  const relays = options.relays && options.relays.length > 0 ? options.relays : [options.relay ?? 'default'];
+  const relay = relays[0]!;
+  const relaySet = new Set(relays);
+  /** A configured relay name, or the first one: never a free-form value. */
+  const relayOf = (name: string | undefined): string => (name !== undefined && relaySet.has(name) ? name : relay);
   const domainList = options.domains ?? DEFAULT_METRIC_DOMAINS;
   const domainOf = createDomainLabeler(domainList);
   const domains = domainLabelValues(domainList);
@@ -214,7 +238,8 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   });
   for (const result of ATTEMPT_RESULTS) {
     for (const replyClass of ATTEMPT_REPLY_CLASSES[result]) {
-      for (const domain of domains) attempts.inc({ result, reply_class: replyClass, relay, domain }, 0);
+      for (const r of relays)
+        for (const domain of domains) attempts.inc({ result, reply_class: replyClass, relay: r, domain }, 0);
     }
   }
 
@@ -226,7 +251,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   });
   for (const stage of SMTP_STAGES) {
     for (const code of [...SMTP_REPLY_CODES, '2xx', '3xx', '4xx', '5xx'])
-      replies.inc({ relay, stage, code }, 0);
+      for (const r of relays) replies.inc({ relay: r, stage, code }, 0);
   }
 
   const enhancedStatus = new Counter({
@@ -235,7 +260,8 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     labelNames: ['relay', 'enhanced'],
     registers,
   });
-  for (const enhanced of ENHANCED_STATUS_LABELS) enhancedStatus.inc({ relay, enhanced }, 0);
+  for (const enhanced of ENHANCED_STATUS_LABELS)
+    for (const r of relays) enhancedStatus.inc({ relay: r, enhanced }, 0);
 
   const sendDuration = new Histogram({
     name: 'mailroom_smtp_send_duration_seconds',
@@ -244,7 +270,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     buckets: SEND_BUCKETS,
     registers,
   });
-  for (const result of ATTEMPT_RESULTS) sendDuration.zero({ relay, result });
+  for (const result of ATTEMPT_RESULTS) for (const r of relays) sendDuration.zero({ relay: r, result });
 
   const deliveryDelay = new Histogram({
     name: 'mailroom_delivery_delay_seconds',
@@ -281,14 +307,14 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   for (const type of FEEDBACK_EVENT_TYPES)
     for (const domain of domains) feedbackEvents.inc({ type, domain }, 0);
 
-  let pool: PoolProbe | undefined;
+  const pools = new Map<string, PoolProbe>();
   const poolSize = new Gauge({
     name: 'mailroom_smtp_pool_size',
-    help: 'SMTP connections this process may open to the relay (MAILROOM_SMTP_MAX_CONNECTIONS).',
+    help: 'SMTP connections this process may open to the relay (its maxConnections).',
     labelNames: ['relay'],
     registers,
     collect() {
-      this.set({ relay }, pool?.size ?? 0);
+      for (const r of relays) this.set({ relay: r }, pools.get(r)?.size ?? 0);
     },
   });
   const sendsInFlight = new Gauge({
@@ -297,7 +323,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     labelNames: ['relay'],
     registers,
     collect() {
-      this.set({ relay }, pool?.inFlight() ?? 0);
+      for (const r of relays) this.set({ relay: r }, pools.get(r)?.inFlight() ?? 0);
     },
   });
   const poolConnections = new Gauge({
@@ -306,19 +332,40 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     labelNames: ['relay'],
     registers,
     collect() {
-      if (pool?.openConnections) this.set({ relay }, pool.openConnections());
+      for (const [r, pool] of pools) if (pool.openConnections) this.set({ relay: r }, pool.openConnections());
     },
   });
-  let circuit: (() => boolean) | undefined;
+  const circuits = new Map<string, () => boolean>();
   const circuitOpen = new Gauge({
     name: 'mailroom_relay_circuit_open',
-    help: '1 while sending to the relay is paused after a configuration fault (AUTH, TLS, relay denied).',
+    help: '1 while sending to the relay is paused: its circuit opened after repeated connection failures, or a configuration fault (AUTH, TLS, relay denied).',
     labelNames: ['relay'],
     registers,
     collect() {
-      this.set({ relay }, circuit?.() === true ? 1 : 0);
+      for (const r of relays) this.set({ relay: r }, circuits.get(r)?.() === true ? 1 : 0);
     },
   });
+  const rateReaders = new Map<'relay' | 'domain_group', () => ReadonlyMap<string, number>>();
+  const rateNames = { relay: new Set(relays), domain_group: new Set(options.domainGroups ?? []) };
+  const currentRate = new Gauge({
+    name: 'mailroom_rate_limit_current_per_second',
+    help: 'Messages per second a limited relay or domain group may take now, cluster-wide: its configured limit, lowered after throttling replies and recovering step by step.',
+    labelNames: ['scope', 'name'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [scope, read] of rateReaders) {
+        for (const [name, rate] of read()) if (rateNames[scope].has(name)) this.set({ scope, name }, rate);
+      }
+    },
+  });
+  const reroutes = new Counter({
+    name: 'mailroom_relay_reroutes_total',
+    help: 'Messages moved to another relay after this relay failed before the body was sent (no attempt spent).',
+    labelNames: ['relay'],
+    registers,
+  });
+  for (const r of relays) reroutes.inc({ relay: r }, 0);
 
   const jobsActive = new Gauge({
     name: 'mailroom_worker_jobs_active',
@@ -396,14 +443,16 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     },
     observeAttempt(attempt) {
       const replyClass = REPLY_CLASS_SET.has(attempt.replyClass) ? attempt.replyClass : 'ambiguous';
-      attempts.inc({ result: attempt.result, reply_class: replyClass, relay, domain: domainOf(attempt.to) });
-      sendDuration.observe({ relay, result: attempt.result }, Math.max(0, attempt.seconds));
+      const r = relayOf(attempt.relay);
+      attempts.inc({ result: attempt.result, reply_class: replyClass, relay: r, domain: domainOf(attempt.to) });
+      sendDuration.observe({ relay: r, result: attempt.result }, Math.max(0, attempt.seconds));
     },
     observeReply(reply) {
       const code = replyCodeLabel(reply.code);
       if (code === undefined) return;
-      replies.inc({ relay, stage: smtpStageLabel(reply.command), code });
-      enhancedStatus.inc({ relay, enhanced: enhancedStatusLabel(reply.enhanced) });
+      const r = relayOf(reply.relay);
+      replies.inc({ relay: r, stage: smtpStageLabel(reply.command), code });
+      enhancedStatus.inc({ relay: r, enhanced: enhancedStatusLabel(reply.enhanced) });
     },
     observeRateLimitWait(wait) {
       rateLimitWaits.inc({ scope: wait.scope, domain: domainOf(wait.to) });
@@ -412,11 +461,17 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     observeFeedback(type, to) {
       feedbackEvents.inc({ type, domain: domainOf(to) });
     },
-    trackPool(probe) {
-      pool = probe;
+    trackPool(probe, name) {
+      pools.set(relayOf(name), probe);
     },
-    trackCircuit(isOpen) {
-      circuit = isOpen;
+    trackCircuit(isOpen, name) {
+      circuits.set(relayOf(name), isOpen);
+    },
+    trackRates(read, scope) {
+      rateReaders.set(scope, read);
+    },
+    observeReroute(from) {
+      reroutes.inc({ relay: relayOf(from) });
     },
     terminal,
     attempts,
@@ -431,6 +486,8 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     sendsInFlight,
     poolConnections,
     circuitOpen,
+    currentRate,
+    reroutes,
     jobsActive,
     concurrency,
     redisConnected,

@@ -5,3 +5,4 @@ export * from './mail-queue.js';
 export * from './lua-script.js';
 export * from './ledger.js';
 export * from './campaign-store.js';
+export * from './rate-limiter.js';

@@ -280,7 +280,9 @@ export class RelayTransport {
     } catch (err) {
       if (pooled) await this.afterFailure(pooled, err);
       if (err instanceof SmtpSendError) throw err;
-      throw new SmtpSendError(observe(err), { cause: err });
+      // No connection was obtained: opening one failed (the pool being closed is not the relay's fault).
+      const connecting = pooled === undefined && !this.closed;
+      throw new SmtpSendError({ ...observe(err), ...(connecting ? { connecting } : {}) }, { cause: err });
     } finally {
       this.inFlight -= 1;
     }

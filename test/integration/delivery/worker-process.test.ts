@@ -32,7 +32,10 @@ describe('mailroom worker (the process)', () => {
     const exit = await child.exited;
     assert.equal(exit.code, 1);
     const lines = child.output().trim().split('\n');
-    assert.ok(lines.includes('MAILROOM_SMTP_HOST: is required'), child.output());
+    assert.ok(
+      lines.includes('MAILROOM_SMTP_HOST: is required (or set MAILROOM_RELAYS_FILE)'),
+      child.output(),
+    );
     assert.ok(
       lines.some((l) => l.startsWith('MAILROOM_SMTP_PORT: ')),
       child.output(),

@@ -48,7 +48,7 @@ describe('worker configuration', () => {
         'MAILROOM_WORKER_CONCURRENCY',
       ].sort(),
     );
-    assert.ok(issues.includes('MAILROOM_SMTP_HOST: is required'));
+    assert.ok(issues.includes('MAILROOM_SMTP_HOST: is required (or set MAILROOM_RELAYS_FILE)'));
     assert.ok(issues.some((i) => i.startsWith('MAILROOM_SMTP_TLS: must be one of starttls, tls, none')));
   });
 

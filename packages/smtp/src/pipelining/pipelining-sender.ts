@@ -1,5 +1,5 @@
 import type { RelayConfig } from '../relay-config.js';
-import type { RelayAcceptance, SmtpSendError } from '../relay-transport.js';
+import { SmtpSendError, type RelayAcceptance } from '../relay-transport.js';
 import { openSmtpSession } from './open-smtp-session.js';
 import type { Sender, SenderHooks, SmtpEnvelope } from './sender.js';
 import { asSmtpSendError, smtpFailure } from './smtp-failure.js';
@@ -145,7 +145,8 @@ export class PipeliningSender implements Sender {
       },
       (err: unknown) => {
         this.#opening--;
-        first.reject(asSmtpSendError(err));
+        const failure = asSmtpSendError(err);
+        first.reject(new SmtpSendError({ ...failure.observation, connecting: true }, { cause: failure }));
         this.#pump();
       },
     );
