@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { MailroomClient } from '@mailroom/client';
 import { isTerminalState, type MessageState } from '@mailroom/core';
-import { startSink, type Sink, type SinkOptions } from '@mailroom/sink';
+import { startSink, type ReceivedMessage, type Sink, type SinkOptions } from '@mailroom/sink';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
 import { spawnNode, type ChildProcessHandle } from '../harness/processes.js';
 import { startRedis, type RedisServer, type RedisServerOptions } from '../harness/redis.js';
@@ -44,8 +44,11 @@ interface Slot {
 export class FaultBed {
   readonly receipts: Receipt[] = [];
   readonly timeline: DeliveryTimeline;
+  /** Other SMTP servers the workers deliver to (more relays); their messages count in the books too. */
+  readonly otherSinks: Sink[] = [];
   private readonly slots: Slot[] = [];
   private stopping = false;
+  private extraEnv: Record<string, string> = {};
 
   private constructor(
     readonly redis: RedisServer,
@@ -55,7 +58,7 @@ export class FaultBed {
     readonly conn: Redis,
     private readonly options: FaultBedOptions,
   ) {
-    this.timeline = new DeliveryTimeline(() => sink.messages.length);
+    this.timeline = new DeliveryTimeline(() => this.received().length);
   }
 
   static async start(options: FaultBedOptions): Promise<FaultBed> {
@@ -95,8 +98,15 @@ export class FaultBed {
       MAILROOM_HTTP_PORT: '-1',
       MAILROOM_LOG_LEVEL: 'warn',
       ...this.options.workerEnv,
+      ...this.extraEnv,
       ...extra,
     };
+  }
+
+  /** Adds settings for every worker started from now on (e.g. a relays file naming this bed's sinks). */
+  withWorkerEnv(env: Record<string, string>): this {
+    this.extraEnv = { ...this.extraEnv, ...env };
+    return this;
   }
 
   /** Starts the worker processes and waits until each says it started. */
@@ -218,9 +228,10 @@ export class FaultBed {
     return done;
   }
 
-  /** Waits until sink deliveries reach `count`. */
-  async delivered(count: number, timeoutMs = 30_000): Promise<void> {
-    await waitFor(() => this.sink.messages.length >= count, { timeoutMs, what: `${count} deliveries` });
+  /** Waits until deliveries reach `count`: at the bed's sink, or at every sink with `allSinks`. */
+  async delivered(count: number, timeoutMs = 30_000, allSinks = false): Promise<void> {
+    const received = () => (allSinks ? this.received().length : this.sink.messages.length);
+    await waitFor(() => received() >= count, { timeoutMs, what: `${count} deliveries` });
   }
 
   /**
@@ -248,18 +259,23 @@ export class FaultBed {
     let recovery: number | null = null;
     if (fault) {
       const before = this.timeline.rate(fault.startedAt - 2000, fault.startedAt);
-      recovery = this.timeline.recoverySeconds(fault.endedAt, before, this.sink.messages.length);
+      recovery = this.timeline.recoverySeconds(fault.endedAt, before, this.received().length);
     }
     const row = await account({
       name,
       redis: this.conn,
       prefix: PREFIX,
       receipts: this.receipts,
-      received: this.sink.messages,
+      received: this.received(),
       recoverySeconds: recovery,
     });
     report(row);
     return row;
+  }
+
+  /** Every message the SMTP servers received: the bed's sink and the other sinks. */
+  received(): ReceivedMessage[] {
+    return [...this.sink.messages, ...this.otherSinks.flatMap((s) => s.messages)];
   }
 
   /** Output tails of the workers, for assertion messages. */
@@ -276,6 +292,7 @@ export class FaultBed {
     this.conn.disconnect();
     await this.proxy?.close();
     await this.sink.close();
+    for (const other of this.otherSinks) await other.close();
     await this.redis.stop();
   }
 }

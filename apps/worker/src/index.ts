@@ -17,3 +17,15 @@ export { Reconciler, type ReconcileReport } from './reconciler.js';
 export { startQueueGauges, type QueueGauges, type QueueGaugesOptions } from './queue-gauges.js';
 export { Watchdog } from './watchdog.js';
 export { checkRedisDurability, assertRedisDurable } from './redis-guard.js';
+export {
+  loadRoutingConfig,
+  parseRoutingConfig,
+  singleRelayRouting,
+  DEFAULT_DOMAIN_GROUPS,
+  type RoutingConfig,
+  type RelayDefinition,
+  type DomainGroup,
+  type ScopeLimits,
+} from './relays-config.js';
+export { RelayRouter, type RelayHandle, type DomainScope } from './relay-router.js';
+export { RelayCircuit, type CircuitState, type CircuitOptions } from './relay-circuit.js';

@@ -111,6 +111,9 @@ const CONFIG_FAULT_KIND: Record<string, 'auth' | 'tls' | 'dns' | 'policy'> = {
 export function configFaultKind(replyClass: string): 'auth' | 'tls' | 'dns' | 'policy' {
   return CONFIG_FAULT_KIND[replyClass] ?? 'policy';
 }
+/** A rate-limit wait this short is slept through in place rather than handed back to the queue. */
+const SHORT_WAIT_MS = 50;
+const SHORT_WAIT_TRIES = 4;
 /** Ledger writes after a send are retried this long before the job is left to stalled-job recovery. */
 const LEDGER_RETRY_LIMIT_MS = 5 * 60 * 1000;
 
@@ -629,7 +632,13 @@ export function createMailProcessor(deps: MailProcessorDeps) {
   ): Promise<Verdict | undefined> {
     const scopes = router.scopesFor(relay, domain, campaign);
     if (scopes.length === 0) return undefined;
-    const slot = await limiter.acquire(scopes);
+    // A slot that frees within a few emission intervals is waited for here (a bounded sleep to a known
+    // moment, not a spin); a longer wait hands the message back with a reserved slot of its own.
+    let slot = await limiter.acquire(scopes, Date.now(), SHORT_WAIT_MS);
+    for (let tries = 0; !slot.allowed && slot.kind === 'short' && tries < SHORT_WAIT_TRIES; tries += 1) {
+      await new Promise((r) => setTimeout(r, slot.allowed ? 0 : slot.waitMs));
+      slot = await limiter.acquire(scopes, Date.now(), tries + 1 < SHORT_WAIT_TRIES ? SHORT_WAIT_MS : 0);
+    }
     if (slot.allowed) return undefined;
     await record(id, fence, { outcome: 'released' });
     metrics.observeRateLimitWait({ scope: 'local', seconds: slot.waitMs / 1000, to: data.to.address });
@@ -687,7 +696,11 @@ function relayFault(
   if (c.outcome === 'config') return inConnection ? { phase: 'connect', kind: 'config' } : undefined;
   if (c.outcome !== 'transient' && c.outcome !== 'throttled') return undefined;
   if (inConnection) return { phase: 'connect', kind: 'connect' };
+  // No reply at all, or 421 "closing the channel" (a relay shutting down), before the body: the relay's
+  // trouble. A 421 that asks to slow down (4.7.x) is a throttle, handled as one.
   if (observation.responseCode === undefined) return { phase: 'transaction', kind: 'connect' };
+  if (observation.responseCode === 421 && c.outcome === 'transient')
+    return { phase: 'transaction', kind: 'connect' };
   return undefined;
 }
 

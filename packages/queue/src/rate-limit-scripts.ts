@@ -13,22 +13,27 @@
  *                  recovering additively (`recover` per second) on every read; deleted when back at 1;
  *   quota keys     one counter per fixed window (hour, day, or any window length), aligned to the epoch (UTC).
  *
- * All keys of one call carry the same hash tag, so a call touches one Redis Cluster slot.
+ * All keys of one call carry the same hash tag, so a call touches one Redis Cluster slot. Time is the Redis
+ * server's (TIME), so worker hosts whose clocks differ still share one timeline; quota windows are computed
+ * by the caller from its own clock and only name the counter.
  */
 
 /**
  * acquireSendSlot: may one message go now under every limit given? All or nothing: either every limit
  * counts the send, or none does.
  * KEYS: per scope i, four keys: tat, log, sched, adapt; then every quota key, scope by scope.
- * ARGV[1] now (ms), ARGV[2] number of scopes, ARGV[3] recovery per second (factor units),
+ * ARGV[1] unused (the server's TIME is used), ARGV[2] number of scopes, ARGV[3] recovery per second (factor units), ARGV[4] short
+ * wait (ms): a rate wait up to this long reserves nothing (the caller waits in place and asks again),
  * then per scope: rate (per second; 0 = no rate), adaptive-only ('1': rate applies only while a throttle
  * cut is in force), tau (ms), number of quotas q, then q pairs: limit, window end (ms).
- * Result: { 0 } allowed and counted; or { wait ms, blocking scope index (1-based), 'rate' | 'quota' }.
+ * Result: { 0, now } allowed and counted (now: the server time of the grant, ms); or { wait ms, blocking scope index (1-based), 'rate' | 'quota' | 'short' }.
  */
 export const ACQUIRE_SEND_SLOT = `
-local now, n, recover = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n, recover, short = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local scopes = {}
-local a, q = 4, 4 * n + 1
+local a, q = 5, 4 * n + 1
 local wait, blocking, kind = 0, 0, ''
 for i = 1, n do
   local s = { tat = KEYS[4 * i - 3], log = KEYS[4 * i - 2], sched = KEYS[4 * i - 1], adapt = KEYS[4 * i],
@@ -74,6 +79,7 @@ for i = 1, n do
   scopes[i] = s
 end
 if wait > 0 then
+  if kind == 'rate' and wait <= short then return { math.ceil(wait), blocking, 'short' } end
   -- Held: the message gets the next free slot of the blocking scope, so held messages return spaced out.
   local s = scopes[blocking]
   if s.T then
@@ -95,18 +101,19 @@ for _, s in ipairs(scopes) do
     redis.call('PEXPIREAT', quota.key, quota.ends + 60000)
   end
 end
-return { 0 }
+return { 0, now }
 `;
 
 /**
  * throttleScope: a throttling reply (421, 4.7.x, "try again later") came from this scope: cut its factor.
- * KEYS[1] adapt key, KEYS[2] the set of scopes with a cut in force (scope names). ARGV[1] now, ARGV[2] multiplier (e.g. 0.5), ARGV[3] lowest factor, ARGV[4] cooldown
+ * KEYS[1] adapt key, KEYS[2] the set of scopes with a cut in force (scope names). ARGV[1] unused (TIME), ARGV[2] multiplier (e.g. 0.5), ARGV[3] lowest factor, ARGV[4] cooldown
  * (ms: replies within it after a cut count as the same event), ARGV[5] recovery per second, ARGV[6] scope.
  * Result: the factor now in force, as a string.
  */
 export const THROTTLE_SCOPE = `
-local now, mult, floor, cooldown, recover =
-  tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local mult, floor, cooldown, recover = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local st = redis.call('HMGET', KEYS[1], 'factor', 'at', 'cutAt')
 local factor = 1
 if st[1] then factor = math.min(1, tonumber(st[1]) + recover * (now - tonumber(st[2])) / 1000) end
@@ -120,11 +127,13 @@ return tostring(factor)
 
 /**
  * readCutScopes: the scopes with an adaptive cut in force and their factors (recovered to now); scopes that
- * have recovered leave the set. KEYS[1] the set of cut scopes. ARGV[1] now, ARGV[2] recovery per second,
+ * have recovered leave the set. KEYS[1] the set of cut scopes. ARGV[1] unused (TIME), ARGV[2] recovery per second,
  * ARGV[3] key prefix of the scopes (`<prefix>:rl:`). Result: a flat list scope, factor, scope, factor...
  */
 export const READ_CUT_SCOPES = `
-local now, recover, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local recover, base = tonumber(ARGV[2]), ARGV[3]
 local out = {}
 for _, scope in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local st = redis.call('HMGET', base .. scope .. ':adapt', 'factor', 'at')

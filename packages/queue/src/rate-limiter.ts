@@ -22,7 +22,7 @@ export interface LimitScope {
   readonly name: string;
   /** Messages per second; undefined = no rate (quotas and adaptive cuts may still apply). */
   readonly perSecond?: number | undefined;
-  /** Burst tolerance of the pacing, in ms (default: max(50 ms, 2 emission intervals)). */
+  /** Burst tolerance of the pacing, in ms (default: max(100 ms, 4 emission intervals)). */
   readonly burstMs?: number | undefined;
   readonly quotas?: readonly Quota[] | undefined;
   /**
@@ -52,14 +52,19 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
 };
 
 export type AcquireResult =
-  | { readonly allowed: true }
+  | {
+      readonly allowed: true;
+      /** The Redis server time of the grant (ms since the epoch). */
+      readonly at: number;
+    }
   | {
       readonly allowed: false;
       /** When the message may try again (ms from now): its own slot, not a moment shared with others. */
       readonly waitMs: number;
       /** The scope that held it back. */
       readonly scope: string;
-      readonly kind: 'rate' | 'quota';
+      /** `short`: the slot frees within the short wait asked for; nothing was reserved, ask again then. */
+      readonly kind: 'rate' | 'quota' | 'short';
     };
 
 /** Limits shared by every worker through Redis (see rate-limit-scripts.ts for the algorithm). */
@@ -78,11 +83,14 @@ export class RateLimiter {
     return `${this.prefix}:rl:${scope}:${part}`;
   }
 
-  /** Takes a send slot under every scope at once, or tells how long to hold the message. */
-  async acquire(scopes: readonly LimitScope[], now = Date.now()): Promise<AcquireResult> {
+  /**
+   * Takes a send slot under every scope at once, or tells how long to hold the message. A rate wait of at
+   * most `shortWaitMs` comes back as `short` without a reservation.
+   */
+  async acquire(scopes: readonly LimitScope[], now = Date.now(), shortWaitMs = 0): Promise<AcquireResult> {
     const keys: string[] = [];
     const quotaKeys: string[] = [];
-    const args: (string | number)[] = [now, scopes.length, this.adaptive.recoverPerSecond];
+    const args: (string | number)[] = [now, scopes.length, this.adaptive.recoverPerSecond, shortWaitMs];
     for (const scope of scopes) {
       keys.push(
         this.key(scope.name, 'tat'),
@@ -92,7 +100,7 @@ export class RateLimiter {
       );
       const adaptiveOnly = scope.perSecond === undefined;
       const rate = scope.perSecond ?? scope.adaptiveBasePerSecond ?? 0;
-      const tau = scope.burstMs ?? (rate > 0 ? Math.max(50, 2000 / rate) : 0);
+      const tau = scope.burstMs ?? (rate > 0 ? Math.max(100, 4000 / rate) : 0);
       const quotas = scope.quotas ?? [];
       args.push(rate, adaptiveOnly ? '1' : '0', tau, quotas.length);
       for (const quota of quotas) {
@@ -104,15 +112,15 @@ export class RateLimiter {
     }
     const result = (await scripts.acquire.run(this.redis, [...keys, ...quotaKeys], args)) as [
       number,
-      number?,
+      (number | string)?,
       string?,
     ];
-    if (result[0] === 0) return { allowed: true };
+    if (result[0] === 0) return { allowed: true, at: Number(result[1]) };
     return {
       allowed: false,
       waitMs: Number(result[0]),
       scope: scopes[Number(result[1]) - 1]!.name,
-      kind: result[2] === 'quota' ? 'quota' : 'rate',
+      kind: result[2] === 'quota' || result[2] === 'short' ? result[2] : 'rate',
     };
   }
 

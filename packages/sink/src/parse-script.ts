@@ -12,6 +12,8 @@ export type SinkBehaviour =
   | { readonly kind: 'temp451'; readonly times: number }
   /** `450 4.7.28` at RCPT. */
   | { readonly kind: 'throttle'; readonly times: number }
+  /** `421 4.7.28` at RCPT (a mailbox provider's "too many messages, slow down"), then the connection is closed. */
+  | { readonly kind: 'busy421'; readonly times: number }
   /** `550 5.1.1` at RCPT, always. */
   | { readonly kind: 'bounce' }
   /** `452 4.2.2` at RCPT, always. */
@@ -34,7 +36,7 @@ const ACCEPT: SinkBehaviour = { kind: 'accept' };
 /** Scripts without a number: the word alone or followed by `-anything`. */
 const PLAIN = /^(bounce|full|toobig|stalldata|drop|acceptdrop|ok)(?:-|$)/;
 /** Scripts with a number: `word-N` alone or followed by `-anything`. */
-const COUNTED = /^(temp421|temp451|throttle|datafail451|slow)-(\d{1,9})(?:-|$)/;
+const COUNTED = /^(temp421|temp451|throttle|busy421|datafail451|slow)-(\d{1,9})(?:-|$)/;
 
 /**
  * Reads the behaviour scripted into a recipient's local part (KumoMTA "smart sink" style), e.g.
@@ -77,6 +79,8 @@ export function parseScript(localPart: string): SinkBehaviour {
         return { kind: 'temp451', times: n };
       case 'throttle':
         return { kind: 'throttle', times: n };
+      case 'busy421':
+        return { kind: 'busy421', times: n };
       case 'datafail451':
         return { kind: 'datafail451', times: n };
       case 'slow':

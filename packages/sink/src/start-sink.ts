@@ -89,6 +89,7 @@ const REPLY = {
   temp421: () => reply(421, '4.4.2 Service temporarily unavailable'),
   temp451: () => reply(451, '4.3.0 Temporary local problem'),
   throttle: () => reply(450, '4.7.28 Rate limited, try again later'),
+  busy421: () => reply(421, '4.7.28 Too many messages from your address, try again later'),
   bounce: () => reply(550, '5.1.1 User unknown'),
   full: () => reply(452, '4.2.2 Mailbox full'),
   tooBig: () => reply(552, '5.3.4 Message too big'),
@@ -253,6 +254,9 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
         break;
       case 'throttle':
         if (attempt <= behaviour.times) refusal = REPLY.throttle();
+        break;
+      case 'busy421':
+        if (attempt <= behaviour.times) refusal = REPLY.busy421();
         break;
       case 'bounce':
         refusal = REPLY.bounce();

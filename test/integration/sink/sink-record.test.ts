@@ -182,6 +182,7 @@ void describe('parseScript', () => {
     assert.deepEqual(parseScript('TEMP421-3-alice'), { kind: 'temp421', times: 3 });
     assert.deepEqual(parseScript('temp451-2-alice@x.test'), { kind: 'temp451', times: 2 });
     assert.deepEqual(parseScript('throttle-1-a'), { kind: 'throttle', times: 1 });
+    assert.deepEqual(parseScript('busy421-2-a'), { kind: 'busy421', times: 2 });
     assert.deepEqual(parseScript('bounce-a'), { kind: 'bounce' });
     assert.deepEqual(parseScript('Full-a'), { kind: 'full' });
     assert.deepEqual(parseScript('toobig-a'), { kind: 'toobig' });
