@@ -4,3 +4,11 @@ export { demoCommand, type DemoFlags } from './demo-command.js';
 export { startLocalRedis, ensureRedisServer, freePort, findInPath, type LocalRedis } from './local-redis.js';
 export { sumMetric } from './prom-text.js';
 export { demoMessage, demoReader, demoRecipients, DEMO_HTML, DEMO_TEMPLATE } from './demo-newsletter.js';
+export {
+  suppressionCommand,
+  registerSuppressionCommand,
+  SUPPRESSION_ACTIONS,
+  type SuppressionAction,
+  type SuppressionFlags,
+  type SuppressionFileFormat,
+} from './suppression-command.js';

@@ -3,6 +3,7 @@ import { runWorkerFromEnv, VERSION } from '@mailroom/worker';
 import { demoCommand } from './demo-command.js';
 import { campaignControlCommand, campaignSendCommand, type CampaignSendFlags } from './campaign-command.js';
 import { sendCommand, type SendFlags } from './send-command.js';
+import { registerSuppressionCommand } from './suppression-command.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -123,6 +124,8 @@ export async function main(argv: string[]): Promise<void> {
         process.stderr,
       );
     });
+
+  registerSuppressionCommand(program, defaultRedisUrl);
 
   await program.parseAsync(argv);
 }

@@ -7,6 +7,7 @@ import {
   isTerminalState,
   messageIdHeader,
   newMessageId,
+  parseMailbox,
   parseMessage,
   type FieldIssue,
   type Message,
@@ -30,6 +31,11 @@ import {
   type CampaignCounts,
   type CampaignRecord,
   type LedgerPayload,
+  GLOBAL_SUPPRESSION_SCOPE,
+  SuppressionStore,
+  suppressionScopeOf,
+  type SuppressionEntry,
+  type SuppressionReason,
 } from '@mailroom/queue';
 import {
   uploadCampaign,
@@ -75,7 +81,24 @@ export interface SendReceipt {
   readonly messageId: string;
   /** True when an idempotency key matched an earlier message: nothing new was queued. */
   readonly duplicate: boolean;
+  /**
+   * `queued`: in the queue, to be sent. `suppressed`: the recipient is on the suppression list (in the
+   * sender scope, the From domain, or in `*`): the message is recorded and ended `suppressed` at once, never
+   * sent. `duplicate`: an idempotency key matched an earlier message, whose id this is.
+   */
+  readonly status: 'queued' | 'suppressed' | 'duplicate';
+  /** For a suppressed message: the list entry's reason (also the ledger's reason) and scope. */
+  readonly suppression?: { readonly reason: SuppressionReason; readonly scope: string };
 }
+
+/**
+ * The suppression list through the client: SuppressionStore's operations (see there for scopes,
+ * normalisation and reason precedence), each waiting for the connection first.
+ */
+export type Suppressions = Pick<
+  SuppressionStore,
+  'add' | 'remove' | 'check' | 'checkEach' | 'get' | 'list' | 'count' | 'export' | 'import'
+>;
 
 export const DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000;
 /** Messages enqueued per BullMQ addBulk call (each call is one atomic MULTI). */
@@ -97,6 +120,12 @@ export class MailroomClient {
   private readonly content: ContentStore;
   private readonly ledger: Ledger;
   private readonly maxAgeMs: number;
+  private readonly suppressionStore: SuppressionStore;
+  /**
+   * The suppression list: `send`, `sendMany` and `redrive` consult it for every message (sender scope and
+   * `*`, one round trip per 1000 messages); workers check it again right before sending.
+   */
+  readonly suppressions: Suppressions;
 
   constructor(private readonly options: MailroomClientOptions) {
     const prefix = options.prefix ?? DEFAULT_PREFIX;
@@ -122,6 +151,29 @@ export class MailroomClient {
         : { idempotencyWindowSeconds: options.idempotencyWindowSeconds }),
     });
     this.maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+    const store = new SuppressionStore(this.redis, prefix);
+    this.suppressionStore = store;
+    const whenReady =
+      <A extends unknown[], R>(operation: (...args: A) => Promise<R>) =>
+      async (...args: A): Promise<R> => {
+        await this.ready();
+        return operation(...args);
+      };
+    const ready = () => this.ready();
+    this.suppressions = {
+      add: whenReady(store.add.bind(store)),
+      remove: whenReady(store.remove.bind(store)),
+      check: whenReady(store.check.bind(store)),
+      checkEach: whenReady(store.checkEach.bind(store)),
+      get: whenReady(store.get.bind(store)),
+      list: whenReady(store.list.bind(store)),
+      count: whenReady(store.count.bind(store)),
+      import: whenReady(store.import.bind(store)),
+      async *export(scope) {
+        await ready();
+        yield* store.export(scope);
+      },
+    };
   }
 
   /**
@@ -317,15 +369,18 @@ export class MailroomClient {
   /**
    * Ledger record (accepted), then the jobs, then the record says queued: only then is the producer told
    * "yes". If the jobs cannot be added the records are ended as failed (enqueue_incomplete) and the error is
-   * thrown; should even that fail, the reconciler ends them the same way.
+   * thrown; should even that fail, the reconciler ends them the same way. A message whose recipient is
+   * suppressed is recorded and ended `suppressed` in one transaction, and gets no job.
    */
   private async enqueuePayloads(
     payloads: readonly LedgerPayload[],
     keys: readonly (string | undefined)[],
     contentHashes: readonly string[],
   ): Promise<SendReceipt[]> {
+    const suppressed = await this.suppressionsOf(payloads);
     const entries: AcceptEntry[] = payloads.map((p, i) => {
       const key = keys[i];
+      const hit = suppressed[i];
       return {
         id: p.id,
         messageId: p.messageIdHeader,
@@ -336,6 +391,7 @@ export class MailroomClient {
         ...(isCampaignMember(p)
           ? { tags: [campaignTag(p.campaign)], campaign: p.campaign }
           : { tags: p.tags }),
+        ...(hit === undefined ? {} : { suppressedReason: hit.reason }),
       };
     });
     const outcomes = await this.ledger.accept(entries);
@@ -356,10 +412,48 @@ export class MailroomClient {
     }
     return payloads.map((p, i) => {
       const outcome = outcomes[i]!;
-      if (outcome.status === 'new') return { id: p.id, messageId: p.messageIdHeader, duplicate: false };
+      const fresh = { id: p.id, messageId: p.messageIdHeader, duplicate: false } as const;
+      if (outcome.status === 'new') return { ...fresh, status: 'queued' };
+      const hit = suppressed[i];
+      if (outcome.status === 'suppressed' && hit !== undefined) {
+        return { ...fresh, status: 'suppressed', suppression: { reason: hit.reason, scope: hit.scope } };
+      }
       const domain = p.messageIdHeader.slice(p.messageIdHeader.indexOf('@') + 1, -1);
-      return { id: outcome.id, messageId: messageIdHeader(outcome.id, domain), duplicate: true };
+      return {
+        id: outcome.id,
+        messageId: messageIdHeader(outcome.id, domain),
+        duplicate: true,
+        status: 'duplicate',
+      };
     });
+  }
+
+  /**
+   * The suppression entry that stops each message, if any: its recipient in the sender scope (the From
+   * domain; a campaign member's from its template) or in `*`. One round trip per 1000 messages.
+   */
+  private async suppressionsOf(
+    payloads: readonly LedgerPayload[],
+  ): Promise<(SuppressionEntry | undefined)[]> {
+    const campaignScopes = new Map<string, string>();
+    const items: { scope: string; address: string }[] = [];
+    for (const p of payloads) {
+      let scope: string;
+      if (isCampaignMember(p)) {
+        scope = campaignScopes.get(p.campaign) ?? (await this.campaignScope(p.campaign));
+        campaignScopes.set(p.campaign, scope);
+      } else scope = suppressionScopeOf(p.from.address);
+      items.push({ scope, address: p.to.address });
+    }
+    return this.suppressionStore.checkEach(items);
+  }
+
+  /** A campaign's sender scope, from its stored template; `*` alone when the campaign is gone. */
+  private async campaignScope(campaign: string): Promise<string> {
+    const template = await this.campaigns.template(campaign);
+    if (template === undefined) return GLOBAL_SUPPRESSION_SCOPE;
+    const from = (JSON.parse(template) as { from?: unknown }).from;
+    return suppressionScopeOf(parseMailbox(from, 'from').address);
   }
 
   private validateAll(inputs: readonly unknown[], keys: readonly (string | undefined)[]): Message[] {

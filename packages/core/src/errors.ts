@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   ERR_REDIS_UNAVAILABLE: 'Redis could not be reached or did not answer in time.',
   ERR_SMTP: 'The SMTP relay refused or failed a transaction; the classification says whether to retry.',
   ERR_INTERNAL: 'An invariant was broken inside Mailroom (a bug), not caused by the input.',
+  ERR_UNSUBSCRIBE_TOKEN:
+    'An unsubscribe token is malformed, carries a bad signature, or has expired; `reason` says which.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -79,5 +81,19 @@ export class NotFoundError extends MailroomError {
 
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_NOT_FOUND', message, options);
+  }
+}
+
+/** Why an unsubscribe token was refused. */
+export type UnsubscribeTokenProblem = 'malformed' | 'bad_signature' | 'expired';
+
+/** An unsubscribe token that cannot be honoured: `reason` says whether it is malformed, forged or too old. */
+export class UnsubscribeTokenError extends MailroomError {
+  override readonly name: string = 'UnsubscribeTokenError';
+  readonly reason: UnsubscribeTokenProblem;
+
+  constructor(reason: UnsubscribeTokenProblem, message: string, options?: { cause?: unknown }) {
+    super('ERR_UNSUBSCRIBE_TOKEN', message, options);
+    this.reason = reason;
   }
 }

@@ -8,3 +8,4 @@ export * from './message-size.js';
 export * from './message-id.js';
 export * from './classify.js';
 export * from './message-state.js';
+export * from './unsubscribe-token.js';

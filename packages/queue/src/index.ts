@@ -6,3 +6,4 @@ export * from './lua-script.js';
 export * from './ledger.js';
 export * from './campaign-store.js';
 export * from './rate-limiter.js';
+export * from './suppression-store.js';

@@ -32,6 +32,8 @@ export function mailroomKeys(prefix: string) {
     campaign: (id: string) => `${prefix}:campaign:${id}`,
     /** Ids of a campaign's messages (the ledger's tag index). */
     campaignMembers: (id: string) => `${prefix}:tag:${campaignTag(id)}`,
+    /** A scope's suppression list: its layout hash; its buckets are `<this>:<depth>:<index>`. */
+    suppressions: (scope: string) => `${prefix}:supp:${scope}`,
   };
 }
 

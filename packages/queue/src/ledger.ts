@@ -51,9 +51,14 @@ export interface AcceptEntry {
   readonly campaign?: string;
   /** The batch job that carries the message, when it is not a job of its own. */
   readonly batchJobId?: string;
+  /**
+   * The recipient is on the suppression list: the message is recorded and ended `suppressed` with this
+   * reason in the same transaction, and gets no job (its outcome's status is `suppressed`).
+   */
+  readonly suppressedReason?: string;
 }
 
-export type AcceptOutcome = { readonly status: 'new' | 'duplicate'; readonly id: string };
+export type AcceptOutcome = { readonly status: 'new' | 'duplicate' | 'suppressed'; readonly id: string };
 
 export type Claim =
   | {
@@ -68,7 +73,15 @@ export type Claim =
   | { readonly kind: 'missing' };
 
 export type AttemptOutcome =
-  'delivered' | 'deferred' | 'released' | 'bounced' | 'expired' | 'failed' | 'ambiguous' | 'cancelled';
+  | 'delivered'
+  | 'deferred'
+  | 'released'
+  | 'bounced'
+  | 'expired'
+  | 'failed'
+  | 'ambiguous'
+  | 'cancelled'
+  | 'suppressed';
 
 export interface OutcomeReport {
   readonly outcome: AttemptOutcome;
@@ -146,7 +159,7 @@ export class Ledger {
         e.batchJobId ?? '',
       );
     }
-    const reply = (await scripts.accept.run(this.redis, [], args)) as (string | number)[];
+    const { reply, ended } = await this.acceptRun(args, entries, now);
     if (reply[0] === 'conflict') {
       throw new IdempotencyConflictError(
         `idempotency key of message ${Number(reply[1])} was already used for a different message`,
@@ -154,9 +167,57 @@ export class Ledger {
     }
     const out: AcceptOutcome[] = [];
     for (let i = 0; i < reply.length; i += 2) {
-      out.push({ status: reply[i] === 'duplicate' ? 'duplicate' : 'new', id: String(reply[i + 1]) });
+      const id = String(reply[i + 1]);
+      const status = reply[i] === 'duplicate' ? 'duplicate' : ended.has(id) ? 'suppressed' : 'new';
+      out.push({ status, id });
     }
     return out;
+  }
+
+  /**
+   * Runs acceptMessages. Entries with a `suppressedReason` are ended `suppressed` by finishMessages in the
+   * same MULTI/EXEC, so no reader (the reconciler included) ever sees them `accepted`, and a crash cannot
+   * separate the two (Redis replays or drops a transaction whole). Returns the accept reply and the ids ended.
+   */
+  private async acceptRun(
+    args: readonly (string | number)[],
+    entries: readonly AcceptEntry[],
+    now: number,
+  ): Promise<{ reply: (string | number)[]; ended: ReadonlySet<string> }> {
+    const byReason = new Map<string, string[]>();
+    for (const e of entries) {
+      if (e.suppressedReason === undefined) continue;
+      const ids = byReason.get(e.suppressedReason);
+      if (ids) ids.push(e.id);
+      else byReason.set(e.suppressedReason, [e.id]);
+    }
+    if (byReason.size === 0) {
+      return {
+        reply: (await scripts.accept.run(this.redis, [], args)) as (string | number)[],
+        ended: new Set(),
+      };
+    }
+    const tx = this.redis.multi().eval(ACCEPT_MESSAGES, 0, ...args);
+    for (const [reason, ids] of byReason) {
+      tx.eval(
+        FINISH_MESSAGES,
+        0,
+        this.prefix,
+        now,
+        'suppressed',
+        reason,
+        this.retentionSeconds,
+        'accepted',
+        ...ids,
+      );
+    }
+    const results = (await tx.exec()) ?? [];
+    const ended = new Set<string>();
+    results.forEach(([err, value], i) => {
+      if (err) throw err;
+      if (i > 0) for (const id of value as string[]) ended.add(id);
+    });
+    return { reply: (results[0]?.[1] ?? []) as (string | number)[], ended };
   }
 
   async markQueued(ids: readonly string[], now = Date.now()): Promise<number> {
