@@ -160,6 +160,32 @@ export const workerSettings = {
     default: 'false',
     doc: 'This process also exports the queue gauges (jobs by state, oldest job age, overdue messages). Turn it on in exactly one process: scaled workers would repeat the same numbers.',
   }),
+  MAILROOM_UNSUBSCRIBE_URL: setting(
+    z
+      .string()
+      .url('must be a URL')
+      .refine(
+        (u) => /^https:\/\//.test(u) || /^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)[:/]/.test(u),
+        {
+          message: 'must be https (http only for a loopback host)',
+        },
+      ),
+    {
+      doc: "Base URL of the one-click unsubscribe endpoint (the API's `/u/`); each campaign message gets `List-Unsubscribe: <URL + signed token>` and `List-Unsubscribe-Post` (RFC 8058). Without it campaign messages carry no unsubscribe link and the worker warns at start.",
+    },
+  ),
+  MAILROOM_UNSUBSCRIBE_SECRETS: setting(
+    z
+      .string()
+      .transform((v) => v.split(',').map((s) => s.trim()))
+      .refine((l) => l.every((s) => s.length >= 32), 'each secret must be at least 32 characters'),
+    {
+      doc: 'Comma-separated HMAC secrets for unsubscribe tokens: the first signs, all verify (rotation). Never logged. Required with MAILROOM_UNSUBSCRIBE_URL; the API must hold the same list.',
+    },
+  ),
+  MAILROOM_UNSUBSCRIBE_MAILTO: setting(z.string().email('must be an email address'), {
+    doc: 'Optional mailbox added as a `mailto:` unsubscribe alternative (subject carries the token).',
+  }),
   MAILROOM_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), {
     default: 'info',
     doc: 'Log level. Recipient addresses appear only at `debug` and below.',
@@ -195,6 +221,12 @@ export interface WorkerConfig {
   readonly metricDomains: readonly string[];
   /** This process exports the queue gauges. */
   readonly queueGauges: boolean;
+  /** One-click unsubscribe links on campaign messages (undefined: none, warned at start). */
+  readonly unsubscribe?: {
+    readonly baseUrl: string;
+    readonly secrets: readonly string[];
+    readonly mailto?: string;
+  };
   readonly logLevel: string;
 }
 
@@ -222,6 +254,12 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     issues.push({
       field: 'MAILROOM_SMTP_PASS',
       message: 'MAILROOM_SMTP_USER and MAILROOM_SMTP_PASS are set together',
+    });
+  }
+  if ((s.MAILROOM_UNSUBSCRIBE_URL === undefined) !== (s.MAILROOM_UNSUBSCRIBE_SECRETS === undefined)) {
+    issues.push({
+      field: 'MAILROOM_UNSUBSCRIBE_SECRETS',
+      message: 'MAILROOM_UNSUBSCRIBE_URL and MAILROOM_UNSUBSCRIBE_SECRETS are set together',
     });
   }
   if (s.MAILROOM_RETRY_MAX_MS < s.MAILROOM_RETRY_BASE_MS) {
@@ -316,6 +354,15 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
           }),
     metricDomains: Object.freeze([...s.MAILROOM_METRIC_DOMAINS]),
     queueGauges: s.MAILROOM_QUEUE_GAUGES,
+    ...(s.MAILROOM_UNSUBSCRIBE_URL === undefined || s.MAILROOM_UNSUBSCRIBE_SECRETS === undefined
+      ? {}
+      : {
+          unsubscribe: Object.freeze({
+            baseUrl: s.MAILROOM_UNSUBSCRIBE_URL,
+            secrets: Object.freeze([...s.MAILROOM_UNSUBSCRIBE_SECRETS]),
+            ...(s.MAILROOM_UNSUBSCRIBE_MAILTO === undefined ? {} : { mailto: s.MAILROOM_UNSUBSCRIBE_MAILTO }),
+          }),
+        }),
     logLevel: s.MAILROOM_LOG_LEVEL,
   });
 }

@@ -2,6 +2,8 @@ import { DelayedError, type Job } from 'bullmq';
 import {
   addressDomain,
   classifySmtpOutcome,
+  createUnsubscribeToken,
+  unsubscribeHeaders,
   type AmbiguityPolicy,
   type Classification,
   type SmtpObservation,
@@ -31,6 +33,8 @@ import {
   type OutcomeReport,
   type RateLimiter,
   type SendJobData,
+  type SuppressionStore,
+  suppressionScopeOf,
 } from '@mailroom/queue';
 import { compileMessage, compileTemplate, type CompiledTemplate } from '@mailroom/mime';
 import { SmtpSendError } from '@mailroom/smtp';
@@ -94,6 +98,10 @@ export interface MailProcessorDeps {
   readonly queue: MailQueue;
   /** Messages of batches sent at the same time in this process (default 10). */
   readonly batchParallelism?: number;
+  /** Checked right before every send: a suppressed recipient ends `suppressed`, never sent. */
+  readonly suppressions: SuppressionStore;
+  /** Signs the one-click unsubscribe link of campaign messages (none when undefined). */
+  readonly unsubscribe?: { readonly baseUrl: string; readonly secret: string; readonly mailto?: string };
 }
 
 /** How long a campaign's state (running, paused, cancelled) is trusted before it is read again. */
@@ -167,19 +175,25 @@ export function createMailProcessor(deps: MailProcessorDeps) {
   }
 
   /** A campaign's template, compiled once per process, and its envelope sender. */
-  type TemplateEntry = { compiled: CompiledTemplate; from: string; tags: readonly string[] };
+  type TemplateEntry = {
+    compiled: CompiledTemplate;
+    from: string;
+    tags: readonly string[];
+    list: string | undefined;
+  };
   const templates = new Map<string, TemplateEntry>();
   async function templateOf(campaign: string): Promise<TemplateEntry> {
     const cached = templates.get(campaign);
     if (cached) return cached;
     const json = await deps.campaigns.template(campaign);
     if (json === undefined) throw new ContentMissingError([`campaign:${campaign}`]);
-    const template = JSON.parse(json) as { from: unknown; tags?: unknown };
+    const template = JSON.parse(json) as { from: unknown; tags?: unknown; list?: unknown };
     const tags = Array.isArray(template.tags) ? template.tags.filter((t) => typeof t === 'string') : [];
     const entry = {
       compiled: compileTemplate(template),
       from: parseMailbox(template.from, 'from').address,
       tags,
+      list: typeof template.list === 'string' ? template.list : undefined,
     };
     if (templates.size >= TEMPLATE_CACHE_SIZE) templates.delete(templates.keys().next().value!);
     templates.set(campaign, entry);
@@ -236,8 +250,18 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       }
     }
 
-    // Routing and limits come before composing: a message held back costs no CPU and spends no attempt.
+    // The suppression list is read again right before sending: an unsubscribe or a bounce that arrived
+    // after the message was accepted still stops it.
     const sender = await senderOf(data);
+    const [suppressed] = await deps.suppressions.checkEach([
+      { scope: suppressionScopeOf(sender.from), address: data.to.address },
+    ]);
+    if (suppressed) {
+      await record(id, fence, { outcome: 'suppressed', reason: suppressed.reason });
+      return terminal(id, 'suppressed', { reason: suppressed.reason, scope: suppressed.scope }, data);
+    }
+
+    // Routing and limits come before composing: a message held back costs no CPU and spends no attempt.
     const candidates = router.candidates(sender.domain, sender.tags);
     const domain = router.domainScope(addressDomain(data.to.address));
     const campaign = isCampaignMember(data) ? data.campaign : undefined;
@@ -604,7 +628,25 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       messageId: data.messageIdHeader,
       date: new Date(data.acceptedAt),
       vars: data.vars,
+      ...(deps.unsubscribe ? { headers: unsubscribeFor(data.to.address, template) } : {}),
     });
+  }
+
+  /**
+   * RFC 8058 one-click unsubscribe for a campaign message: a token signed for this recipient, the list
+   * (the template's `list`, else the sender scope) and the sender scope, so the endpoint needs no lookup.
+   */
+  function unsubscribeFor(address: string, template: TemplateEntry): Record<string, string> {
+    const u = deps.unsubscribe!;
+    const scope = suppressionScopeOf(template.from);
+    const token = createUnsubscribeToken({ secret: u.secret, address, list: template.list ?? scope, scope });
+    return {
+      ...unsubscribeHeaders({
+        baseUrl: u.baseUrl,
+        token,
+        ...(u.mailto === undefined ? {} : { mailto: u.mailto }),
+      }),
+    };
   }
 
   /** The envelope sender, its domain and the tags a message is routed by. */
@@ -648,11 +690,13 @@ export function createMailProcessor(deps: MailProcessorDeps) {
 
   /**
    * A throttling reply cuts the rate of whoever said it: the relay when it answered before the recipient
-   * was named (greeting, EHLO, MAIL FROM), the recipient's domain group when it answered RCPT or DATA.
+   * was named (greeting, EHLO, AUTH, MAIL FROM), the recipient's domain group when it answered later (RCPT,
+   * DATA, or a 421 that closed the connection there, which the senders report at CONN).
    */
   async function throttled(relay: RelayHandle, domain: DomainScope, observation: SmtpObservation) {
     const command = (observation.command ?? '').toUpperCase();
-    const scope = command === 'RCPT TO' || command === 'DATA' ? domain.scope.name : relay.scope.name;
+    const relays = observation.connecting === true || command === 'MAIL FROM';
+    const scope = relays ? relay.scope.name : domain.scope.name;
     try {
       const factor = await limiter.throttled(scope);
       logger.warn({ scope, factor }, 'throttled: rate cut');

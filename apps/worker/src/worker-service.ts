@@ -9,6 +9,7 @@ import {
   Ledger,
   MAIL_QUEUE,
   RateLimiter,
+  SuppressionStore,
   createMailQueue,
   type MailJobData,
 } from '@mailroom/queue';
@@ -150,7 +151,22 @@ export async function startWorkerService(
     campaigns,
     queue,
     batchParallelism: config.concurrency,
+    suppressions: new SuppressionStore(redis, config.prefix),
+    ...(config.unsubscribe
+      ? {
+          unsubscribe: {
+            baseUrl: config.unsubscribe.baseUrl,
+            secret: config.unsubscribe.secrets[0]!,
+            ...(config.unsubscribe.mailto === undefined ? {} : { mailto: config.unsubscribe.mailto }),
+          },
+        }
+      : {}),
   });
+  if (!config.unsubscribe) {
+    logger.warn(
+      'MAILROOM_UNSUBSCRIBE_URL is not set: campaign messages go out without a one-click unsubscribe link (Gmail and Yahoo require one for bulk mail)',
+    );
+  }
 
   /** Processors running now, so shutdown can wait for them with its own deadline. */
   const active = new Set<Promise<MailJobResult>>();
