@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError, type FieldIssue } from '@mailroom/core';
 import { DEFAULT_METRIC_DOMAINS, metricDomainProblems, splitMetricDomains } from '@mailroom/metrics';
 import type { RelayConfig, SenderKind } from '@mailroom/smtp';
+import { createDkimSigner, type DkimSigner } from '@mailroom/mime';
 import { loadRoutingConfig, singleRelayRouting, type RoutingConfig } from './relays-config.js';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
 
@@ -160,6 +161,9 @@ export const workerSettings = {
     default: 'false',
     doc: 'This process also exports the queue gauges (jobs by state, oldest job age, overdue messages). Turn it on in exactly one process: scaled workers would repeat the same numbers.',
   }),
+  MAILROOM_DKIM_CONFIG_FILE: setting(z.string().min(1), {
+    doc: 'JSON list of DKIM keys, `[{ "domain", "selector", "algorithm": "rsa-sha256" | "ed25519-sha256", "privateKeyFile" | "privateKey", "subdomains" }]`: every message whose From domain has a key is signed (both algorithms when both are listed). See docs/dkim.md.',
+  }),
   MAILROOM_UNSUBSCRIBE_URL: setting(
     z
       .string()
@@ -221,6 +225,8 @@ export interface WorkerConfig {
   readonly metricDomains: readonly string[];
   /** This process exports the queue gauges. */
   readonly queueGauges: boolean;
+  /** DKIM keys by signing domain (undefined: nothing is signed, warned at start). */
+  readonly dkim?: DkimSigner;
   /** One-click unsubscribe links on campaign messages (undefined: none, warned at start). */
   readonly unsubscribe?: {
     readonly baseUrl: string;
@@ -317,6 +323,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     socketTimeoutMs: s.MAILROOM_SMTP_SOCKET_TIMEOUT_MS,
     ...(s.MAILROOM_SMTP_CLIENT_NAME === undefined ? {} : { clientName: s.MAILROOM_SMTP_CLIENT_NAME }),
   };
+  const dkim = s.MAILROOM_DKIM_CONFIG_FILE === undefined ? undefined : loadDkim(s.MAILROOM_DKIM_CONFIG_FILE);
   const routing =
     s.MAILROOM_RELAYS_FILE === undefined
       ? singleRelayRouting(Object.freeze(envRelay))
@@ -354,6 +361,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
           }),
     metricDomains: Object.freeze([...s.MAILROOM_METRIC_DOMAINS]),
     queueGauges: s.MAILROOM_QUEUE_GAUGES,
+    ...(dkim === undefined ? {} : { dkim }),
     ...(s.MAILROOM_UNSUBSCRIBE_URL === undefined || s.MAILROOM_UNSUBSCRIBE_SECRETS === undefined
       ? {}
       : {
@@ -365,4 +373,19 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
         }),
     logLevel: s.MAILROOM_LOG_LEVEL,
   });
+}
+
+/** Reads the DKIM key list; every problem names its entry (`MAILROOM_DKIM_CONFIG_FILE[1].privateKeyFile`). */
+function loadDkim(path: string): DkimSigner {
+  const field = 'MAILROOM_DKIM_CONFIG_FILE';
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError([
+      { field, message: code ? `cannot be read (${code})` : `is not valid JSON (${(err as Error).message})` },
+    ]);
+  }
+  return createDkimSigner(json, { field });
 }

@@ -36,7 +36,7 @@ import {
   type SuppressionStore,
   suppressionScopeOf,
 } from '@mailroom/queue';
-import { compileMessage, compileTemplate, type CompiledTemplate } from '@mailroom/mime';
+import { compileMessage, compileTemplate, type CompiledTemplate, type DkimSigner } from '@mailroom/mime';
 import { SmtpSendError } from '@mailroom/smtp';
 import type { Logger } from './logger.js';
 import type { DomainScope, RelayHandle, RelayRouter } from './relay-router.js';
@@ -100,6 +100,8 @@ export interface MailProcessorDeps {
   readonly batchParallelism?: number;
   /** Checked right before every send: a suppressed recipient ends `suppressed`, never sent. */
   readonly suppressions: SuppressionStore;
+  /** Signs every message whose From domain has a key (DKIM); none when undefined. */
+  readonly dkim?: DkimSigner;
   /** Signs the one-click unsubscribe link of campaign messages (none when undefined). */
   readonly unsubscribe?: { readonly baseUrl: string; readonly secret: string; readonly mailto?: string };
 }
@@ -277,6 +279,9 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     let raw: Buffer;
     try {
       raw = await compose(data);
+      // Signed once per attempt, after composing and before the wire; the private-key step runs on libuv's
+      // thread pool, so the event loop keeps serving other sends meanwhile.
+      if (deps.dkim) raw = (await deps.dkim.signAsync(raw)).raw;
     } catch (err) {
       // Neither can get better by retrying: the message ends failed, with the reason in its status.
       if (err instanceof ContentMissingError) {

@@ -152,6 +152,7 @@ export async function startWorkerService(
     queue,
     batchParallelism: config.concurrency,
     suppressions: new SuppressionStore(redis, config.prefix),
+    ...(config.dkim ? { dkim: config.dkim } : {}),
     ...(config.unsubscribe
       ? {
           unsubscribe: {
@@ -162,6 +163,11 @@ export async function startWorkerService(
         }
       : {}),
   });
+  if (!config.dkim) {
+    logger.warn(
+      'MAILROOM_DKIM_CONFIG_FILE is not set: messages go out unsigned (Gmail and Yahoo require DKIM for bulk mail)',
+    );
+  }
   if (!config.unsubscribe) {
     logger.warn(
       'MAILROOM_UNSUBSCRIBE_URL is not set: campaign messages go out without a one-click unsubscribe link (Gmail and Yahoo require one for bulk mail)',

@@ -5,3 +5,4 @@ export type { RecipientFields } from './recipient-fields.js';
 export { encodeQuotedPrintable, QP_MAX_LINE_CHARS } from './quoted-printable.js';
 export { encodeTextBody, type EncodedText, type TextTransferEncoding } from './text-body.js';
 export { BOUNDARY_MARKER } from './boundaries.js';
+export * from './dkim/index.js';
