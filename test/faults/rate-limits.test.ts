@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
+import { PassThrough } from 'node:stream';
+import { statusCommand } from '@mailroom/cli';
 import { RateLimiter } from '@mailroom/queue';
 import { startSink, type ReceivedMessage, type Sink } from '@mailroom/sink';
 import { waitFor } from '../harness/wait-for.js';
@@ -156,20 +158,30 @@ describe('rate limits and relays, across worker processes', () => {
     assert.deepEqual(spent, [], 'no attempt spent on a relay that was down (only RFC 1047 cases resend)');
   });
 
-  it('a domain group answering 421 4.7.28: its rate is cut, other domains keep their full rate, everything is delivered', async () => {
-    bed = await FaultBed.start({ workers: 3 });
+  it('a domain group answering 421 4.7.28 for a while: its rate is cut, other domains keep their full rate, everything is delivered', async () => {
+    // busy.test says "421 4.7.28 slow down" (and hangs up) to every recipient for the first 3 seconds.
+    let throttleUntil = Number.POSITIVE_INFINITY;
+    bed = await FaultBed.start({
+      workers: 3,
+      sink: {
+        rcptPolicy: (address) =>
+          address.endsWith('@busy.test') && Date.now() < throttleUntil
+            ? { code: 421, message: '4.7.28 Our system has detected an unusual rate, try again later' }
+            : undefined,
+      },
+    });
     const relays = writeRelays(bed, {
       relays: [{ name: 'main', host: '127.0.0.1', port: bed.sink.port, tls: 'none' }],
       domainGroups: {
         busy: { domains: ['busy.test'], limits: { perSecond: 100 } },
         steady: { domains: ['steady.test'], limits: { perSecond: 100 } },
       },
-      adaptive: { decrease: 0.5, recoverPerSecond: 0.01, cooldownMs: 1000 },
+      adaptive: { decrease: 0.5, recoverPerSecond: 0.1, cooldownMs: 1000 },
     });
     bed = bed.withWorkerEnv({ MAILROOM_RELAYS_FILE: relays });
     await bed.startWorkers();
-    // Every busy.test address is refused once with 421 4.7.28 (and the connection closed), then accepted.
-    await bed.enqueue([...mail(400, 'busy.test', (i) => `busy421-1-${i}`), ...mail(600, 'steady.test')]);
+    throttleUntil = Date.now() + 3000;
+    await bed.enqueue([...mail(400, 'busy.test'), ...mail(600, 'steady.test')]);
     const limiter = new RateLimiter(bed.conn, PREFIX);
     let lowest = 1;
     const watch = setInterval(() => {
@@ -180,6 +192,18 @@ describe('rate limits and relays, across worker processes', () => {
         })
         .catch(() => undefined);
     }, 200);
+    // While the cut is in force, `mailroom status` shows it next to the configured rate.
+    await waitFor(async () => ((await limiter.cutScopes()).get('group:busy') ?? 1) < 1, {
+      timeoutMs: 20_000,
+      what: 'the busy group to be cut',
+    });
+    const out = new PassThrough();
+    const code = await statusCommand({ redisUrl: bed.redis.url, relaysFile: relays }, out, out);
+    const printed = String(out.read() ?? '');
+    assert.equal(code, 0, printed);
+    const busyLine = printed.split('\n').find((l) => l.startsWith('group:busy'));
+    assert.match(busyLine ?? '', /^group:busy\s+100\/s\s+[\d.]+\/s\s+0\.\d+$/, printed);
+    assert.match(printed, /^group:steady\s+100\/s\s+100\/s\s+1\.000$/m, printed);
     let row;
     try {
       row = await bed.settle('adaptive: a group throttling with 421 4.7.28', undefined, 60_000);

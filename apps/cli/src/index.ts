@@ -12,3 +12,4 @@ export {
   type SuppressionFlags,
   type SuppressionFileFormat,
 } from './suppression-command.js';
+export { statusCommand, type StatusFlags } from './status-command.js';

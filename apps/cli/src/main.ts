@@ -4,6 +4,7 @@ import { demoCommand } from './demo-command.js';
 import { campaignControlCommand, campaignSendCommand, type CampaignSendFlags } from './campaign-command.js';
 import { sendCommand, type SendFlags } from './send-command.js';
 import { registerSuppressionCommand } from './suppression-command.js';
+import { statusCommand } from './status-command.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -126,6 +127,25 @@ export async function main(argv: string[]): Promise<void> {
     });
 
   registerSuppressionCommand(program, defaultRedisUrl);
+
+  program
+    .command('status')
+    .description('the queue by state, and the rate limits in force (configured and after throttling cuts)')
+    .option('--redis-url <url>', 'Redis URL')
+    .option('--prefix <prefix>', 'queue key prefix (default {mailroom})')
+    .option('--relays-file <path>', "the workers' relays file (default MAILROOM_RELAYS_FILE)")
+    .action(async (opts: { redisUrl?: string; prefix?: string; relaysFile?: string }) => {
+      const relaysFile = opts.relaysFile ?? process.env.MAILROOM_RELAYS_FILE;
+      process.exitCode = await statusCommand(
+        {
+          redisUrl: opts.redisUrl ?? defaultRedisUrl(),
+          ...(opts.prefix === undefined ? {} : { prefix: opts.prefix }),
+          ...(relaysFile ? { relaysFile } : {}),
+        },
+        process.stdout,
+        process.stderr,
+      );
+    });
 
   await program.parseAsync(argv);
 }

@@ -29,4 +29,10 @@ export interface SinkOptions {
   keepRaw?: boolean;
   /** Text appended to the 220 greeting. Default: none. */
   banner?: string;
+  /**
+   * Asked at every RCPT before the scripts: a reply to refuse the recipient with (a 421 also closes the
+   * connection), or undefined to go on. For refusals that depend on time or domain, e.g. a mailbox provider
+   * throttling for a while. Default: none.
+   */
+  rcptPolicy?: (address: string) => { code: number; message: string } | undefined;
 }

@@ -243,6 +243,12 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     const attempt = (attempts.get(rcpt) ?? 0) + 1;
     attempts.set(rcpt, attempt);
     const behaviour = parseScript(rcpt);
+    const policy = options.rcptPolicy?.(rcpt);
+    if (policy) {
+      stats.rejectedRcpts++;
+      callback(reply(policy.code, policy.message));
+      return;
+    }
     let refusal: SMTPServerError | undefined;
     switch (behaviour.kind) {
       case 'temp421':
