@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError, type FieldIssue } from '@mailroom/core';
 import { DEFAULT_METRIC_DOMAINS, metricDomainProblems, splitMetricDomains } from '@mailroom/metrics';
 import type { RelayConfig, SenderKind } from '@mailroom/smtp';
+import { validateVerpOptions, type VerpOptions } from '@mailroom/feedback';
 import { createDkimSigner, type DkimSigner } from '@mailroom/mime';
 import { loadRoutingConfig, singleRelayRouting, type RoutingConfig } from './relays-config.js';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
@@ -164,6 +165,12 @@ export const workerSettings = {
   MAILROOM_DKIM_CONFIG_FILE: setting(z.string().min(1), {
     doc: 'JSON list of DKIM keys, `[{ "domain", "selector", "algorithm": "rsa-sha256" | "ed25519-sha256", "privateKeyFile" | "privateKey", "subdomains" }]`: every message whose From domain has a key is signed (both algorithms when both are listed). See docs/dkim.md.',
   }),
+  MAILROOM_BOUNCE_DOMAIN: setting(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a domain name'), {
+    doc: 'Domain whose MX is the `mailroom inbound` receiver. When set (with MAILROOM_VERP_SECRET), every message goes out with a VERP return path `bounces+<message id>.<mac>@<domain>`, so an asynchronous bounce names its message. See docs/bounces.md.',
+  }),
+  MAILROOM_VERP_SECRET: setting(z.string().min(16, 'must be at least 16 characters'), {
+    doc: 'HMAC key of the VERP return paths (the inbound receiver holds the same). Never logged.',
+  }),
   MAILROOM_UNSUBSCRIBE_URL: setting(
     z
       .string()
@@ -225,6 +232,8 @@ export interface WorkerConfig {
   readonly metricDomains: readonly string[];
   /** This process exports the queue gauges. */
   readonly queueGauges: boolean;
+  /** VERP return paths (undefined: the From address is the envelope sender). */
+  readonly verp?: VerpOptions;
   /** DKIM keys by signing domain (undefined: nothing is signed, warned at start). */
   readonly dkim?: DkimSigner;
   /** One-click unsubscribe links on campaign messages (undefined: none, warned at start). */
@@ -260,6 +269,12 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     issues.push({
       field: 'MAILROOM_SMTP_PASS',
       message: 'MAILROOM_SMTP_USER and MAILROOM_SMTP_PASS are set together',
+    });
+  }
+  if ((s.MAILROOM_BOUNCE_DOMAIN === undefined) !== (s.MAILROOM_VERP_SECRET === undefined)) {
+    issues.push({
+      field: 'MAILROOM_VERP_SECRET',
+      message: 'MAILROOM_BOUNCE_DOMAIN and MAILROOM_VERP_SECRET are set together',
     });
   }
   if ((s.MAILROOM_UNSUBSCRIBE_URL === undefined) !== (s.MAILROOM_UNSUBSCRIBE_SECRETS === undefined)) {
@@ -324,6 +339,22 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     ...(s.MAILROOM_SMTP_CLIENT_NAME === undefined ? {} : { clientName: s.MAILROOM_SMTP_CLIENT_NAME }),
   };
   const dkim = s.MAILROOM_DKIM_CONFIG_FILE === undefined ? undefined : loadDkim(s.MAILROOM_DKIM_CONFIG_FILE);
+  const verp: VerpOptions | undefined =
+    s.MAILROOM_BOUNCE_DOMAIN === undefined || s.MAILROOM_VERP_SECRET === undefined
+      ? undefined
+      : { localPrefix: 'bounces', domain: s.MAILROOM_BOUNCE_DOMAIN, secret: s.MAILROOM_VERP_SECRET };
+  if (verp) {
+    try {
+      validateVerpOptions(verp);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        throw new ConfigError(
+          err.issues.map((i) => ({ field: 'MAILROOM_BOUNCE_DOMAIN', message: i.message })),
+        );
+      }
+      throw err;
+    }
+  }
   const routing =
     s.MAILROOM_RELAYS_FILE === undefined
       ? singleRelayRouting(Object.freeze(envRelay))
@@ -362,6 +393,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     metricDomains: Object.freeze([...s.MAILROOM_METRIC_DOMAINS]),
     queueGauges: s.MAILROOM_QUEUE_GAUGES,
     ...(dkim === undefined ? {} : { dkim }),
+    ...(verp === undefined ? {} : { verp }),
     ...(s.MAILROOM_UNSUBSCRIBE_URL === undefined || s.MAILROOM_UNSUBSCRIBE_SECRETS === undefined
       ? {}
       : {

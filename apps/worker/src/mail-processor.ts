@@ -36,6 +36,7 @@ import {
   type SuppressionStore,
   suppressionScopeOf,
 } from '@mailroom/queue';
+import { encodeVerp, type VerpOptions } from '@mailroom/feedback';
 import { compileMessage, compileTemplate, type CompiledTemplate, type DkimSigner } from '@mailroom/mime';
 import { SmtpSendError } from '@mailroom/smtp';
 import type { Logger } from './logger.js';
@@ -100,6 +101,8 @@ export interface MailProcessorDeps {
   readonly batchParallelism?: number;
   /** Checked right before every send: a suppressed recipient ends `suppressed`, never sent. */
   readonly suppressions: SuppressionStore;
+  /** The return path names the message (VERP), so asynchronous bounces map back to it. */
+  readonly verp?: VerpOptions;
   /** Signs every message whose From domain has a key (DKIM); none when undefined. */
   readonly dkim?: DkimSigner;
   /** Signs the one-click unsubscribe link of campaign messages (none when undefined). */
@@ -308,12 +311,13 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       bodyWritten = true;
     };
 
+    const returnPath = deps.verp ? encodeVerp(id, deps.verp) : sender.from;
     for (;;) {
       const current: RelayHandle = relay;
       const started = performance.now();
       try {
         const send = () =>
-          current.sender.send({ from: sender.from, to: data.to.address }, raw, { beforeFinalDot });
+          current.sender.send({ from: returnPath, to: data.to.address }, raw, { beforeFinalDot });
         const accepted = await (domain.local ? domain.local(send) : send());
         current.circuit.success();
         observeAttempt('delivered', '2xx', started, data, current.name);

@@ -153,6 +153,7 @@ export async function startWorkerService(
     batchParallelism: config.concurrency,
     suppressions: new SuppressionStore(redis, config.prefix),
     ...(config.dkim ? { dkim: config.dkim } : {}),
+    ...(config.verp ? { verp: config.verp } : {}),
     ...(config.unsubscribe
       ? {
           unsubscribe: {
