@@ -29,3 +29,4 @@ export {
 } from './relays-config.js';
 export { RelayRouter, type RelayHandle, type DomainScope } from './relay-router.js';
 export { RelayCircuit, type CircuitState, type CircuitOptions } from './relay-circuit.js';
+export { coalescedSuppressionCheck } from './suppression-check.js';

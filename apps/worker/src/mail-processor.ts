@@ -42,6 +42,7 @@ import { SmtpSendError } from '@mailroom/smtp';
 import type { Logger } from './logger.js';
 import type { DomainScope, RelayHandle, RelayRouter } from './relay-router.js';
 import { nextAttemptDelayMs, type RetryPolicyOptions } from './retry-policy.js';
+import { coalescedSuppressionCheck } from './suppression-check.js';
 
 /** What a finished job returns (the ledger holds the full record). */
 export interface DeliveryResult {
@@ -141,6 +142,7 @@ const LEDGER_RETRY_LIMIT_MS = 5 * 60 * 1000;
  */
 export function createMailProcessor(deps: MailProcessorDeps) {
   const { router, limiter, content, ledger, metrics, logger } = deps;
+  const isSuppressed = coalescedSuppressionCheck(deps.suppressions);
 
   async function record(id: string, token: string, report: OutcomeReport): Promise<string> {
     const started = Date.now();
@@ -258,9 +260,7 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     // The suppression list is read again right before sending: an unsubscribe or a bounce that arrived
     // after the message was accepted still stops it.
     const sender = await senderOf(data);
-    const [suppressed] = await deps.suppressions.checkEach([
-      { scope: suppressionScopeOf(sender.from), address: data.to.address },
-    ]);
+    const suppressed = await isSuppressed(suppressionScopeOf(sender.from), data.to.address);
     if (suppressed) {
       await record(id, fence, { outcome: 'suppressed', reason: suppressed.reason });
       return terminal(id, 'suppressed', { reason: suppressed.reason, scope: suppressed.scope }, data);
