@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { SingleBar, Presets } from 'cli-progress';
 import { Redis } from 'ioredis';
+import { ApiKeyStore, loadApiConfig, startApiServer } from '@mailroom/api';
 import { MailroomClient } from '@mailroom/client';
 import { TERMINAL_STATES } from '@mailroom/core';
 import { Ledger } from '@mailroom/queue';
@@ -148,7 +149,22 @@ export async function demoCommand(
     cleanups.push(() => sink.close());
     say(`smtp sink 127.0.0.1:${sink.port} (local sink, plaintext on loopback)`);
 
-    // 3. Workers
+    // 3. The HTTP API (loopback), which also serves the one-click unsubscribe links of the newsletter
+    const apiPort = await freePort();
+    const unsubscribeSecret = randomBytes(32).toString('hex');
+    const apiConfig = loadApiConfig({
+      MAILROOM_REDIS_URL: redisUrl,
+      MAILROOM_QUEUE_PREFIX: prefix,
+      MAILROOM_API_PORT: String(apiPort),
+      MAILROOM_API_KEY_PEPPER: randomBytes(32).toString('hex'),
+      MAILROOM_UNSUBSCRIBE_SECRETS: unsubscribeSecret,
+      MAILROOM_LOG_LEVEL: 'warn',
+    });
+    const api = await startApiServer(apiConfig, { logger: false });
+    cleanups.push(() => api.close());
+    say(`http api  ${api.url} (OpenAPI at ${api.url}/v1/openapi.json)`);
+
+    // 4. Workers
     const workers: { child: ChildProcess; metricsUrl: string }[] = [];
     for (let i = 0; i < flags.workers; i += 1) {
       const port = await freePort();
@@ -165,7 +181,9 @@ export async function demoCommand(
           MAILROOM_WORKER_CONCURRENCY: '100',
           MAILROOM_HTTP_HOST: '127.0.0.1',
           MAILROOM_HTTP_PORT: String(port),
-          MAILROOM_LOG_LEVEL: 'warn',
+          MAILROOM_UNSUBSCRIBE_URL: `${api.url}/u/`,
+          MAILROOM_UNSUBSCRIBE_SECRETS: unsubscribeSecret,
+          MAILROOM_LOG_LEVEL: 'error',
         },
       });
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -178,7 +196,7 @@ export async function demoCommand(
     for (const w of workers) await waitForHttp(w.metricsUrl.replace('/metrics', '/readyz'), w.child, 20_000);
     say(`workers   ${flags.workers} processes, metrics at ${workers.map((w) => w.metricsUrl).join(' ')}`);
 
-    // 4. Enqueue the newsletter
+    // 5. Enqueue the newsletter
     const client = new MailroomClient({ redis: redisUrl, prefix });
     cleanups.push(() => client.close());
     await client.ready();
@@ -196,7 +214,7 @@ export async function demoCommand(
     queued.stop();
     const enqueuedAt = Date.now();
 
-    // 5. Delivery
+    // 6. Delivery
     const finished = progress('finished', out);
     finished.start(flags.count);
     let done = 0;
@@ -211,7 +229,7 @@ export async function demoCommand(
     finished.stop();
     const seconds = (Date.now() - started) / 1000;
 
-    // 6. Summary, from the workers' own metrics, checked against what the sink received
+    // 7. Summary, from the workers' own metrics, checked against what the sink received
     const texts = await Promise.all(workers.map(async (w) => (await fetch(w.metricsUrl)).text()));
     const sum = (name: string, label?: { name: string; value: string }) =>
       texts.reduce((acc, t) => acc + sumMetric(t, name, label), 0);
@@ -235,7 +253,19 @@ export async function demoCommand(
     if (!ok) err.write('mailroom demo: not every message was delivered exactly once to the sink\n');
 
     if (flags.keep) {
-      say('\nstill running (--keep): press Ctrl-C to stop');
+      const keys = new ApiKeyStore(counter, prefix, apiConfig.keyPepper);
+      const { key } = await keys.create({ name: 'demo', scopes: ['send', 'read'], domains: ['*'] });
+      const body = JSON.stringify({
+        from: 'Demo <demo@mailroom.example>',
+        to: 'ada@example.org',
+        subject: 'Hello from the API',
+        text: 'Hi Ada',
+      });
+      say('\nstill running (--keep): press Ctrl-C to stop. Send through the HTTP API with:');
+      say(
+        `  curl -sS ${api.url}/v1/messages -H 'Authorization: Bearer ${key}' -H 'Content-Type: application/json' -d '${body}'`,
+      );
+      say(`  curl -sS ${api.url}/v1/messages/<id> -H 'Authorization: Bearer ${key}'`);
       await new Promise<never>(() => undefined);
     }
     return ok ? 0 : 1;

@@ -12,4 +12,13 @@ export {
   type SuppressionFlags,
   type SuppressionFileFormat,
 } from './suppression-command.js';
+export {
+  apiKeyCommand,
+  registerApiKeyCommand,
+  API_KEY_ACTIONS,
+  type ApiKeyAction,
+  type ApiKeyFlags,
+} from './api-key-command.js';
+export { registerApiCommand } from './api-command.js';
 export { statusCommand, type StatusFlags } from './status-command.js';
+export * from './inbound-command.js';

@@ -5,6 +5,9 @@ import { campaignControlCommand, campaignSendCommand, type CampaignSendFlags } f
 import { sendCommand, type SendFlags } from './send-command.js';
 import { registerSuppressionCommand } from './suppression-command.js';
 import { statusCommand } from './status-command.js';
+import { registerApiCommand } from './api-command.js';
+import { registerApiKeyCommand } from './api-key-command.js';
+import { registerInboundCommand } from './inbound-command.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -146,6 +149,9 @@ export async function main(argv: string[]): Promise<void> {
         process.stderr,
       );
     });
+  registerApiCommand(program);
+  registerApiKeyCommand(program, defaultRedisUrl);
+  registerInboundCommand(program);
 
   await program.parseAsync(argv);
 }

@@ -4,8 +4,9 @@ import { z } from 'zod';
 import { ConfigError, type FieldIssue } from '@mailroom/core';
 import { DEFAULT_METRIC_DOMAINS, metricDomainProblems, splitMetricDomains } from '@mailroom/metrics';
 import type { RelayConfig, SenderKind } from '@mailroom/smtp';
-import { validateVerpOptions, type VerpOptions } from '@mailroom/feedback';
+import { DEFAULT_VERP_LOCAL_PREFIX, validateVerpOptions, type VerpOptions } from '@mailroom/feedback';
 import { createDkimSigner, type DkimSigner } from '@mailroom/mime';
+import { loadWebhookConfig, type WebhookEndpoint } from '@mailroom/webhooks';
 import { loadRoutingConfig, singleRelayRouting, type RoutingConfig } from './relays-config.js';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
 
@@ -197,6 +198,13 @@ export const workerSettings = {
   MAILROOM_UNSUBSCRIBE_MAILTO: setting(z.string().email('must be an email address'), {
     doc: 'Optional mailbox added as a `mailto:` unsubscribe alternative (subject carries the token).',
   }),
+  MAILROOM_WEBHOOKS_FILE: setting(z.string().min(1), {
+    doc: 'JSON list of webhook endpoints, `[{ "name", "url", "secret" | "secretEnv", "events", "timeoutMs", "maxEventsPerRequest", "retryHours" }]`: delivery events (delivered, deferred, bounced, expired, failed, ambiguous, cancelled, suppressed, complained, unsubscribed) are posted to each as signed JSON and retried for up to a day. See docs/webhooks.md.',
+  }),
+  MAILROOM_WEBHOOK_CONCURRENCY: setting(int(1, 1000), {
+    default: '16',
+    doc: 'Webhook requests one worker process has in flight at once (with MAILROOM_WEBHOOKS_FILE).',
+  }),
   MAILROOM_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), {
     default: 'info',
     doc: 'Log level. Recipient addresses appear only at `debug` and below.',
@@ -242,6 +250,9 @@ export interface WorkerConfig {
     readonly secrets: readonly string[];
     readonly mailto?: string;
   };
+  /** Webhook endpoints (empty: no webhooks; nothing is emitted or delivered). */
+  readonly webhooks: readonly WebhookEndpoint[];
+  readonly webhookConcurrency: number;
   readonly logLevel: string;
 }
 
@@ -339,10 +350,16 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     ...(s.MAILROOM_SMTP_CLIENT_NAME === undefined ? {} : { clientName: s.MAILROOM_SMTP_CLIENT_NAME }),
   };
   const dkim = s.MAILROOM_DKIM_CONFIG_FILE === undefined ? undefined : loadDkim(s.MAILROOM_DKIM_CONFIG_FILE);
+  const webhooks =
+    s.MAILROOM_WEBHOOKS_FILE === undefined ? [] : loadWebhookConfig(s.MAILROOM_WEBHOOKS_FILE, env);
   const verp: VerpOptions | undefined =
     s.MAILROOM_BOUNCE_DOMAIN === undefined || s.MAILROOM_VERP_SECRET === undefined
       ? undefined
-      : { localPrefix: 'bounces', domain: s.MAILROOM_BOUNCE_DOMAIN, secret: s.MAILROOM_VERP_SECRET };
+      : {
+          localPrefix: DEFAULT_VERP_LOCAL_PREFIX,
+          domain: s.MAILROOM_BOUNCE_DOMAIN,
+          secret: s.MAILROOM_VERP_SECRET,
+        };
   if (verp) {
     try {
       validateVerpOptions(verp);
@@ -403,6 +420,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
             ...(s.MAILROOM_UNSUBSCRIBE_MAILTO === undefined ? {} : { mailto: s.MAILROOM_UNSUBSCRIBE_MAILTO }),
           }),
         }),
+    webhooks,
+    webhookConcurrency: s.MAILROOM_WEBHOOK_CONCURRENCY,
     logLevel: s.MAILROOM_LOG_LEVEL,
   });
 }

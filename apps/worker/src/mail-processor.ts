@@ -39,6 +39,7 @@ import {
 import { encodeVerp, type VerpOptions } from '@mailroom/feedback';
 import { compileMessage, compileTemplate, type CompiledTemplate, type DkimSigner } from '@mailroom/mime';
 import { SmtpSendError } from '@mailroom/smtp';
+import type { WebhookEmitter, WebhookEventInput } from '@mailroom/webhooks';
 import type { Logger } from './logger.js';
 import type { DomainScope, RelayHandle, RelayRouter } from './relay-router.js';
 import { nextAttemptDelayMs, type RetryPolicyOptions } from './retry-policy.js';
@@ -106,6 +107,8 @@ export interface MailProcessorDeps {
   readonly verp?: VerpOptions;
   /** Signs every message whose From domain has a key (DKIM); none when undefined. */
   readonly dkim?: DkimSigner;
+  /** Delivery events for the configured webhooks (none when undefined); `emit` never waits, never throws. */
+  readonly webhooks?: Pick<WebhookEmitter, 'emit'>;
   /** Signs the one-click unsubscribe link of campaign messages (none when undefined). */
   readonly unsubscribe?: { readonly baseUrl: string; readonly secret: string; readonly mailto?: string };
 }
@@ -163,10 +166,33 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     outcome: TerminalState,
     facts: Record<string, unknown> = {},
     message?: LedgerPayload,
+    smtp?: WebhookEventInput['smtp'],
   ): Verdict {
     metrics.observeTerminal(outcome, message && { to: message.to.address, acceptedAt: message.acceptedAt });
     logger.info({ msgId: id, outcome, ...facts }, 'message finished');
+    if (message) emitEvent(outcome, id, message, facts, smtp);
     return { kind: 'done', result: { outcome } };
+  }
+
+  /** The webhook event of a message's outcome (nothing without webhooks); never waits, never throws. */
+  function emitEvent(
+    type: WebhookEventInput['type'],
+    id: string,
+    message: LedgerPayload,
+    facts: Record<string, unknown>,
+    smtp?: WebhookEventInput['smtp'],
+  ): void {
+    deps.webhooks?.emit({
+      type,
+      messageId: id,
+      messageIdHeader: message.messageIdHeader,
+      campaign: isCampaignMember(message) ? message.campaign : undefined,
+      recipient: message.to.address,
+      relay: typeof facts.relay === 'string' ? facts.relay : undefined,
+      reason: typeof facts.reason === 'string' ? facts.reason : undefined,
+      attempt: typeof facts.attempt === 'number' ? facts.attempt : undefined,
+      smtp,
+    });
   }
 
   const hold = (until: number, why: string): Verdict => ({ kind: 'hold', until, why });
@@ -347,6 +373,11 @@ export function createMailProcessor(deps: MailProcessorDeps) {
           'delivered',
           { attempt: claim.attempt, responseCode: accepted.responseCode, relay: current.name },
           data,
+          {
+            code: accepted.responseCode,
+            enhanced: parseEnhancedStatus(accepted.response),
+            response: accepted.response,
+          },
         );
       } catch (err) {
         if (!(err instanceof SmtpSendError)) throw err;
@@ -438,8 +469,15 @@ export function createMailProcessor(deps: MailProcessorDeps) {
             return terminal(
               id,
               'bounced',
-              { responseCode: observation.responseCode, enhancedStatus: c.enhancedStatus },
+              {
+                responseCode: observation.responseCode,
+                enhancedStatus: c.enhancedStatus,
+                attempt: claim.attempt,
+                relay: current.name,
+                reason: c.reason,
+              },
               data,
+              { code: reply.code, enhanced: reply.enhanced, response: reply.response },
             );
           }
           case 'config': {
@@ -460,7 +498,13 @@ export function createMailProcessor(deps: MailProcessorDeps) {
               observeAttempt('error', c.replyClass, started, data, current.name);
               logger.warn(facts, 'body sent, no reply: stopping (at-most-once policy)');
               await record(id, fence, { outcome: 'ambiguous', ...reply });
-              return terminal(id, 'ambiguous', { reason: c.reason }, data);
+              return terminal(
+                id,
+                'ambiguous',
+                { reason: c.reason, attempt: claim.attempt, relay: current.name },
+                data,
+                { code: reply.code, enhanced: reply.enhanced, response: reply.response },
+              );
             }
             logger.warn(facts, 'body sent, no reply: will resend with the same Message-ID');
             return retryLater(
@@ -585,13 +629,28 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     if (delay === null) {
       const reason = lastAttempt ? 'max_attempts' : 'max_age';
       await record(id, fence, { outcome: 'expired', ...reply, reason });
-      return terminal(id, 'expired', { reason, responseCode: reply.code }, data);
+      return terminal(id, 'expired', { reason, responseCode: reply.code, attempt, relay: relay.name }, data, {
+        code: reply.code,
+        enhanced: reply.enhanced,
+        response: reply.response,
+      });
     }
     if (c.outcome === 'throttled') {
       metrics.observeRateLimitWait({ scope: 'relay', seconds: delay / 1000, to: data.to.address });
     }
     await record(id, fence, { outcome: 'deferred', ...reply });
     logger.info({ ...facts, retryInMs: delay }, 'message deferred');
+    emitEvent(
+      'deferred',
+      id,
+      data,
+      { reason: c.reason, attempt, relay: relay.name },
+      {
+        code: reply.code,
+        enhanced: reply.enhanced,
+        response: reply.response,
+      },
+    );
     return { kind: 'retry', error: new TransientDeliveryError(c, delay, { cause }) };
   }
 

@@ -14,6 +14,7 @@ import {
   type MailJobData,
 } from '@mailroom/queue';
 import { PipeliningSender, SmtpSendError, createSender } from '@mailroom/smtp';
+import { startWebhooks, type Webhooks } from '@mailroom/webhooks';
 import type { WorkerConfig } from './config.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
 import { startQueueGauges, type QueueGauges } from './queue-gauges.js';
@@ -134,6 +135,19 @@ export async function startWorkerService(
   let closingFlag = false;
   const queue = createMailQueue(redis, { prefix: config.prefix });
   const campaigns = new CampaignStore(redis, config.prefix);
+  // Events for the configured webhooks: emitted by the processor, queued in Redis, delivered by this and
+  // every other worker process. Nothing at all when no endpoint is configured.
+  const webhooks: Webhooks | undefined =
+    config.webhooks.length > 0
+      ? await startWebhooks({
+          redis,
+          prefix: config.prefix,
+          endpoints: config.webhooks,
+          registry,
+          logger: logger.child({ component: 'webhooks' }),
+          concurrency: config.webhookConcurrency,
+        })
+      : undefined;
 
   const processor = createMailProcessor({
     router,
@@ -152,6 +166,7 @@ export async function startWorkerService(
     queue,
     batchParallelism: config.concurrency,
     suppressions: new SuppressionStore(redis, config.prefix),
+    ...(webhooks ? { webhooks: webhooks.emitter } : {}),
     ...(config.dkim ? { dkim: config.dkim } : {}),
     ...(config.verp ? { verp: config.verp } : {}),
     ...(config.unsubscribe
@@ -252,7 +267,14 @@ export async function startWorkerService(
   const overdueGraceMs =
     2 * config.reconcileIntervalMs + config.lockDurationMs + config.relay.socketTimeoutMs;
   const queueGauges: QueueGauges | undefined = config.queueGauges
-    ? startQueueGauges({ registry, redis, queues: [queue], ledger, overdueGraceMs, logger })
+    ? startQueueGauges({
+        registry,
+        redis,
+        queues: [queue, ...(webhooks ? [webhooks.queue] : [])],
+        ledger,
+        overdueGraceMs,
+        logger,
+      })
     : undefined;
 
   let http: HealthServer | undefined;
@@ -343,6 +365,8 @@ export async function startWorkerService(
         );
       }
       await worker.close(outcome === 'timeout');
+      // After the last send (its events are in the buffer), before Redis: writes what is buffered.
+      await webhooks?.close();
       await queueGauges?.stop();
       await queue.close();
       for (const relay of router.relays) relay.sender.close();

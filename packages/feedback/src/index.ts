@@ -10,6 +10,7 @@ export type {
 } from './feedback-report.js';
 export type { Generator } from './detect-generator.js';
 export {
+  DEFAULT_VERP_LOCAL_PREFIX,
   decodeVerp,
   encodeVerp,
   validateVerpOptions,
@@ -19,3 +20,29 @@ export {
 } from './verp.js';
 export type { VerpOptions } from './verp.js';
 export { mailroomIdOf } from './message-ids.js';
+export {
+  FEEDBACK_EVENT_KINDS,
+  feedbackEventOf,
+  feedbackKindOf,
+  type FeedbackEvent,
+  type FeedbackEventContext,
+  type FeedbackEventKind,
+} from './feedback-event.js';
+export {
+  startFeedbackReceiver,
+  DEFAULT_FEEDBACK_MAX_MESSAGE_BYTES,
+  FEEDBACK_RECORD_RESULTS,
+  type FeedbackEventMetrics,
+  type FeedbackReceiver,
+  type FeedbackReceiverLogger,
+  type FeedbackReceiverOptions,
+  type FeedbackReceiverStats,
+  type FeedbackRecordOutcome,
+  type FeedbackRecordResult,
+  type RecordFeedback,
+} from './feedback-receiver.js';
+export {
+  inboundRecipientCheck,
+  type InboundMailbox,
+  type InboundRecipientCheck,
+} from './inbound-recipients.js';

@@ -29,6 +29,12 @@ export interface VerpOptions {
   readonly secret: string | Buffer;
 }
 
+/**
+ * The `localPrefix` Mailroom's worker and `mailroom inbound` use: return paths look like
+ * `bounces+<id>.<mac>@<bounce domain>`. Both must use the same one.
+ */
+export const DEFAULT_VERP_LOCAL_PREFIX = 'bounces';
+
 /** MAC length in characters: 16 base32 characters carry 80 bits of the HMAC-SHA256 output. */
 export const VERP_MAC_CHARS = 16;
 /** Shortest accepted HMAC key, in bytes (128 bits). */

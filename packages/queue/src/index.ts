@@ -7,3 +7,4 @@ export * from './ledger.js';
 export * from './campaign-store.js';
 export * from './rate-limiter.js';
 export * from './suppression-store.js';
+export * from './feedback-recorder.js';

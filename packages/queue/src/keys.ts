@@ -34,6 +34,16 @@ export function mailroomKeys(prefix: string) {
     campaignMembers: (id: string) => `${prefix}:tag:${campaignTag(id)}`,
     /** A scope's suppression list: its layout hash; its buckets are `<this>:<depth>:<index>`. */
     suppressions: (scope: string) => `${prefix}:supp:${scope}`,
+    /** One chunk of a campaign's recipients, stored compactly until the feeder materialises it. */
+    campaignChunk: (id: string, chunk: number) => `${prefix}:campaign:${id}:chunk:${chunk}`,
+    /** List of the acceptance instants (ms) of a campaign's chunks, by chunk index. */
+    campaignChunkTimes: (id: string) => `${prefix}:campaign:${id}:times`,
+    /** Hash of the chunks that ended without being materialised (expired): chunk index -> "state at". */
+    campaignEndedChunks: (id: string) => `${prefix}:campaign:${id}:ended`,
+    /** Sorted set of campaigns the feeder still has work for, by creation time. */
+    campaignsFeeding: () => `${prefix}:campaigns:feeding`,
+    /** The lease of the campaign feeder (one worker materialises chunks at a time). */
+    campaignFeederLease: () => `${prefix}:campaign-feeder:lease`,
   };
 }
 

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { Registry, createQueueMetrics, createWorkerMetrics } from '@mailroom/metrics';
+import { createWebhookMetrics } from '@mailroom/webhooks';
 
 const METRICS_DOC = fileURLToPath(new URL('../../../../docs/metrics.md', import.meta.url));
 
@@ -52,6 +53,8 @@ describe('docs/metrics.md', () => {
   it('documents exactly the metrics Mailroom exports, with their type, labels and role', async () => {
     const worker = new Registry();
     createWorkerMetrics({ registry: worker, version: 'test', defaultMetrics: false });
+    // A worker with MAILROOM_WEBHOOKS_FILE also registers the webhook metrics.
+    createWebhookMetrics({ registry: worker, endpoints: ['crm'] });
     const queue = new Registry();
     createQueueMetrics({ registry: queue, queues: ['mail'] });
     const actual = new Map([...(await exported(worker, 'W')), ...(await exported(queue, 'Q'))]);

@@ -1,0 +1,11 @@
+export { buildApiApp, type ApiAppDeps, type ApiAppConfig } from './app.js';
+export { startApiServer, type ApiServer, type ApiServerOptions } from './api-server.js';
+export { runApiFromEnv } from './main.js';
+export { apiSettings, loadApiConfig, type ApiConfig, type ApiLimits } from './config.js';
+export { settingsTable } from './settings.js';
+export { ApiKeyStore, type ApiKeyRecord, type NewApiKey, type CreateApiKeyInput } from './api-key-store.js';
+export { API_SCOPES, API_KEY_PATTERN, parseApiKey, hashApiKey, type ApiScope } from './api-key.js';
+export { ApiError, API_ERROR_STATUS, type ApiErrorCode, type ApiErrorBody } from './api-error.js';
+export { createApiRedis, isRedisUnavailableError } from './redis-connection.js';
+export { RateLimiter } from './rate-limiter.js';
+export { VERSION } from './version.js';
