@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
+import { apiSettings, loadApiConfig } from '@mailroom/api';
 import { loadWorkerConfig, workerSettings } from '@mailroom/worker';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -40,10 +41,12 @@ function seconds(duration: string): number {
   return m[2] === 'ms' ? n / 1000 : m[2] === 'm' ? n * 60 : n;
 }
 
-/** Services that run the Mailroom image (workers and the queue-gauge process). */
+/** Services that run the Mailroom image as a worker (workers and the queue-gauge process). */
 function mailroomServices(compose: ComposeFile): [string, ComposeService][] {
   return Object.entries(compose.services).filter(
-    ([, s]) => s.build !== undefined || (s.image ?? '').startsWith('mailroom:'),
+    ([, s]) =>
+      (s.build !== undefined || (s.image ?? '').startsWith('mailroom:')) &&
+      JSON.stringify(s.command ?? []) === JSON.stringify(['worker']),
   );
 }
 
@@ -51,6 +54,7 @@ function mailroomServices(compose: ComposeFile): [string, ComposeService][] {
 function interpolated(env: Record<string, string>): NodeJS.ProcessEnv {
   const given: Record<string, string> = {
     MAILROOM_METRICS_TOKEN: 'a-metrics-token-of-forty-eight-characters-0123456',
+    MAILROOM_API_KEY_PEPPER: 'an-api-key-pepper-of-at-least-thirty-two-characters',
   };
   return Object.fromEntries(
     Object.entries(env).map(([k, v]) => [
@@ -138,6 +142,30 @@ describe('docker-compose.yml (validated offline: no Docker engine runs here)', (
         `${name}: stop_grace_period exceeds the drain`,
       );
     }
+  });
+
+  it('runs the HTTP API with a configuration it accepts, its pepper required, published on loopback only', () => {
+    const compose = loadCompose();
+    const api = compose.services.api;
+    assert.ok(api, 'an api service');
+    assert.deepEqual(api.command, ['api']);
+    const env = api.environment ?? {};
+    for (const variable of Object.keys(env)) {
+      assert.ok(variable in apiSettings, `api: ${variable} is not an API setting`);
+    }
+    assert.ok(env.MAILROOM_API_KEY_PEPPER?.includes('${MAILROOM_API_KEY_PEPPER:?'), 'the pepper is required');
+    const config = loadApiConfig(interpolated(env));
+    assert.equal(config.port, 8465);
+    const ports = (api as { ports?: string[] }).ports ?? [];
+    assert.ok(
+      ports.length > 0 && ports.every((p) => p.startsWith('127.0.0.1:')),
+      `published on loopback: ${ports.join(', ')}`,
+    );
+    assert.ok(
+      seconds(api.stop_grace_period ?? '10s') * 1000 >
+        Number(env.MAILROOM_API_SHUTDOWN_TIMEOUT_MS ?? '10000'),
+      'stop_grace_period exceeds the drain',
+    );
   });
 
   it('runs three worker replicas and exactly one queue-gauge process', () => {
