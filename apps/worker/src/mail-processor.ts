@@ -130,7 +130,7 @@ export function configFaultKind(replyClass: string): 'auth' | 'tls' | 'dns' | 'p
 }
 /** A rate-limit wait this short is slept through in place rather than handed back to the queue. */
 const SHORT_WAIT_MS = 50;
-const SHORT_WAIT_TRIES = 4;
+const SHORT_WAIT_TRIES = 3;
 /** Ledger writes after a send are retried this long before the job is left to stalled-job recovery. */
 const LEDGER_RETRY_LIMIT_MS = 5 * 60 * 1000;
 
@@ -146,6 +146,9 @@ const LEDGER_RETRY_LIMIT_MS = 5 * 60 * 1000;
 export function createMailProcessor(deps: MailProcessorDeps) {
   const { router, limiter, content, ledger, metrics, logger } = deps;
   const isSuppressed = coalescedSuppressionCheck(deps.suppressions);
+  /** Job slots sleeping through a short rate-limit wait now, and how many may. */
+  let sleepers = 0;
+  const maxSleepers = Math.max(1, Math.floor((deps.batchParallelism ?? 10) / 4));
 
   async function record(id: string, token: string, report: OutcomeReport): Promise<string> {
     const started = Date.now();
@@ -742,12 +745,21 @@ export function createMailProcessor(deps: MailProcessorDeps) {
   ): Promise<Verdict | undefined> {
     const scopes = router.scopesFor(relay, domain, campaign);
     if (scopes.length === 0) return undefined;
-    // A slot that frees within a few emission intervals is waited for here (a bounded sleep to a known
-    // moment, not a spin); a longer wait hands the message back with a reserved slot of its own.
-    let slot = await limiter.acquire(scopes, Date.now(), SHORT_WAIT_MS);
+    // A slot that frees within a moment is waited for here (a bounded sleep to a known moment, not a spin),
+    // by a few of this process's job slots at most, so a slow domain never holds the others up; a longer
+    // wait hands the message back with a reserved slot of its own.
+    const mayWait = () => sleepers < maxSleepers;
+    let slot = await limiter.acquire(scopes, Date.now(), mayWait() ? SHORT_WAIT_MS : 0);
     for (let tries = 0; !slot.allowed && slot.kind === 'short' && tries < SHORT_WAIT_TRIES; tries += 1) {
-      await new Promise((r) => setTimeout(r, slot.allowed ? 0 : slot.waitMs));
-      slot = await limiter.acquire(scopes, Date.now(), tries + 1 < SHORT_WAIT_TRIES ? SHORT_WAIT_MS : 0);
+      const ms = slot.waitMs;
+      sleepers += 1;
+      try {
+        await new Promise((r) => setTimeout(r, ms));
+      } finally {
+        sleepers -= 1;
+      }
+      const again = tries + 1 < SHORT_WAIT_TRIES && mayWait();
+      slot = await limiter.acquire(scopes, Date.now(), again ? SHORT_WAIT_MS : 0);
     }
     if (slot.allowed) return undefined;
     await record(id, fence, { outcome: 'released' });
