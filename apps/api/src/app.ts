@@ -74,6 +74,9 @@ export async function buildApiApp(deps: ApiAppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     bodyLimit: config.limits.bodyLimitBytes,
     requestTimeout: config.limits.requestTimeoutMs,
+    // Unsubscribe tokens carry the address, list and scope (up to about 500 characters for a 254-octet
+    // address); Fastify's default limit on a path parameter is 100.
+    maxParamLength: 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     logger:
