@@ -474,6 +474,7 @@ describe('HTTP API: authentication, errors, limits, OpenAPI', () => {
       'POST /v1/campaigns/{id}/cancel',
       'POST /v1/campaigns/{id}/pause',
       'POST /v1/campaigns/{id}/recipients',
+      'POST /v1/campaigns/{id}/resend-failed',
       'POST /v1/campaigns/{id}/resume',
       'POST /v1/messages',
       'POST /v1/messages/batch',

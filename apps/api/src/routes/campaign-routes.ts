@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { recipientsFromCsv, recipientsFromJsonl, type MailroomClient } from '@mailroom/client';
 import { NotFoundError, ValidationError } from '@mailroom/core';
 import { compileTemplate } from '@mailroom/mime';
-import { mailroomKeys, type CampaignStore } from '@mailroom/queue';
+import { campaignTag, mailroomKeys, type CampaignStore } from '@mailroom/queue';
 import { ApiError } from '../api-error.js';
 import { assertSendersAllowed, hasScope } from '../authenticate.js';
 import type { CampaignDrafts, CampaignDraft } from '../campaign-drafts.js';
@@ -327,6 +327,32 @@ export const campaignRoutes: FastifyPluginAsyncZod<CampaignRoutesOptions> = asyn
       },
     );
   }
+
+  app.post(
+    '/v1/campaigns/:id/resend-failed',
+    {
+      config: { scope: 'send' },
+      schema: {
+        summary: 'Send the failed and expired messages of a campaign again',
+        description:
+          'Each message of the campaign that ended failed or expired is accepted again as a new message (new id, same content and recipient); the rest are left alone. Answers how many were queued.',
+        tags: ['campaigns'],
+        params: idParamsSchema,
+        response: {
+          200: z.object({ id: z.string(), resent: z.number().int(), ids: z.array(z.string()) }),
+          ...errorResponses(404),
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const from = await templateFrom(id);
+      if (from === undefined) throw new NotFoundError(`no campaign ${id}`);
+      assertSendersAllowed(request.apiKey!, [[from, 'template.from']]);
+      const receipts = await client.redrive(campaignTag(id), { states: ['failed', 'expired'] });
+      return { id, resent: receipts.length, ids: receipts.map((r) => r.id) };
+    },
+  );
 };
 
 /** Campaigns created since an upload started that are looked at to find the upload's own. */
