@@ -119,7 +119,11 @@ describe('HTTP API with a worker and a sink: injection, idempotency, campaigns',
     redis = await startRedis();
     sink = await startSink({ keepRaw: true });
     worker = await startTestWorker(workerEnv(redis, sink));
-    api = await startTestApi(redis, { MAILROOM_API_UPLOAD_LIMIT_BYTES: String(256 * 1024) });
+    // A generous Redis timeout: on a busy machine the default 750 ms turns slow answers into 503s.
+    api = await startTestApi(redis, {
+      MAILROOM_API_UPLOAD_LIMIT_BYTES: String(256 * 1024),
+      MAILROOM_API_REDIS_TIMEOUT_MS: '5000',
+    });
     key = await api.key(['send', 'read']);
     conn = redis.client();
     jobs = jobReader(conn);
@@ -294,6 +298,10 @@ describe('HTTP API with a worker and a sink: injection, idempotency, campaigns',
     const id = (retrying.body as Receipt).id;
     await waitFor(() => sink.attempts('temp451-1000-cancel@example.test') >= 1, {
       what: 'a first attempt',
+    });
+    // Cancel acts on a message waiting for its next attempt (one on the wire finishes its attempt first).
+    await waitFor(async () => (await jobs.status(id)).state === 'queued', {
+      what: 'the deferral to be recorded',
     });
     const cancelled = await post(`${api.url}/v1/messages/${id}/cancel`, '', auth(key));
     assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));

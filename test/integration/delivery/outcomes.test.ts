@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { startSink, type Sink } from '@mailroom/sink';
 import type { WorkerService } from '@mailroom/worker';
 import { assertNoRedisClients, assertNoResourceLeaks, snapshotResources } from '../../harness/leaks.js';
+import { waitFor } from '../../harness/wait-for.js';
 import { startRedis, type RedisServer } from '../../harness/redis.js';
 import { jobReader, message, startTestWorker, testClient, workerEnv } from '../fixtures.js';
 
@@ -126,6 +127,15 @@ describe('delivery outcomes: transient, permanent, expired', () => {
   });
 
   it('counts every outcome in the metrics', async () => {
+    // The ledger write comes first and the metric right after it, so a reader may see the state a moment
+    // before the count: wait for the last outcome's count, then check them all.
+    await waitFor(
+      async () =>
+        /mailroom_messages_terminal_total\{outcome="expired",domain="other"\} 1/.test(
+          await worker.registry.metrics(),
+        ),
+      { timeoutMs: 5000, what: 'the expired message to be counted' },
+    );
     const text = await worker.registry.metrics();
     // Every recipient here is @example.test, which is not a listed domain: the `other` series.
     assert.match(text, /mailroom_messages_terminal_total\{outcome="delivered",domain="other"\} 2/);
