@@ -347,9 +347,9 @@ export function parseRoutingConfig(
     adaptive: {
       decrease: file.adaptive?.decrease ?? 0.5,
       recoverPerSecond: file.adaptive?.recoverPerSecond ?? 0.01,
-      minFactor: file.adaptive?.minFactor ?? 0.05,
+      minFactor: file.adaptive?.minFactor ?? 0.1,
       cooldownMs: file.adaptive?.cooldownMs ?? 2000,
-      basePerSecond: file.adaptive?.basePerSecond ?? 50,
+      basePerSecond: file.adaptive?.basePerSecond ?? 200,
     },
     circuit: {
       failureThreshold: file.circuit?.failureThreshold ?? 3,
@@ -370,7 +370,7 @@ export function singleRelayRouting(relay: RelayConfig): RoutingConfig {
     })),
     ungrouped: { scope: 'per-domain' as const, limits: none },
     campaignLimits: none,
-    adaptive: { decrease: 0.5, recoverPerSecond: 0.01, minFactor: 0.05, cooldownMs: 2000, basePerSecond: 50 },
+    adaptive: { decrease: 0.5, recoverPerSecond: 0.01, minFactor: 0.1, cooldownMs: 2000, basePerSecond: 200 },
     circuit: { failureThreshold: 3, openMs: 30_000 },
   });
 }
