@@ -54,7 +54,10 @@ export const workerSettings = {
   MAILROOM_SMTP_USER: setting(z.string().min(1), {
     doc: 'AUTH user name (set together with MAILROOM_SMTP_PASS).',
   }),
-  MAILROOM_SMTP_PASS: setting(z.string().min(1), { doc: 'AUTH password or app password. Never logged.' }),
+  MAILROOM_SMTP_PASS: setting(z.string().min(1), {
+    secret: true,
+    doc: 'AUTH password or app password. Never logged.',
+  }),
   MAILROOM_SMTP_CA_FILE: setting(z.string().min(1), {
     doc: 'PEM file of extra CA certificates to trust for the relay (private CA).',
   }),
@@ -145,6 +148,7 @@ export const workerSettings = {
     doc: 'Port of that listener; 0 picks a free port, -1 disables it.',
   }),
   MAILROOM_METRICS_TOKEN: setting(z.string().min(16, 'must be at least 16 characters'), {
+    secret: true,
     doc: 'Bearer token required on /metrics. Required when MAILROOM_HTTP_HOST is not a loopback address.',
   }),
   MAILROOM_METRIC_DOMAINS: setting(
@@ -170,6 +174,7 @@ export const workerSettings = {
     doc: 'Domain whose MX is the `mailroom inbound` receiver. When set (with MAILROOM_VERP_SECRET), every message goes out with a VERP return path `bounces+<message id>.<mac>@<domain>`, so an asynchronous bounce names its message. See docs/bounces.md.',
   }),
   MAILROOM_VERP_SECRET: setting(z.string().min(16, 'must be at least 16 characters'), {
+    secret: true,
     doc: 'HMAC key of the VERP return paths (the inbound receiver holds the same). Never logged.',
   }),
   MAILROOM_UNSUBSCRIBE_URL: setting(
@@ -192,6 +197,7 @@ export const workerSettings = {
       .transform((v) => v.split(',').map((s) => s.trim()))
       .refine((l) => l.every((s) => s.length >= 32), 'each secret must be at least 32 characters'),
     {
+      secret: true,
       doc: 'Comma-separated HMAC secrets for unsubscribe tokens: the first signs, all verify (rotation). Never logged. Required with MAILROOM_UNSUBSCRIBE_URL; the API must hold the same list.',
     },
   ),

@@ -7,6 +7,8 @@ export interface Setting<T extends z.ZodType = z.ZodType> {
   /** The default, as the README's configuration table shows it; undefined means required or optional. */
   readonly default?: string;
   readonly required?: boolean;
+  /** A secret (password, token, key): its value is never echoed back in an error. */
+  readonly secret?: boolean;
   readonly doc: string;
 }
 
@@ -40,18 +42,19 @@ export function loadSettings<S extends SettingsSpec>(spec: S, env: NodeJS.Proces
     if (parsed.success) values[name] = parsed.data;
     else {
       for (const issue of parsed.error.issues)
-        issues.push({ field: name, message: describeIssue(issue, input) });
+        issues.push({ field: name, message: describeIssue(issue, s.secret ? undefined : input) });
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);
   return Object.freeze(values) as SettingsValues<S>;
 }
 
-function describeIssue(issue: z.core.$ZodIssue, input: string): string {
+function describeIssue(issue: z.core.$ZodIssue, input: string | undefined): string {
+  const got = input === undefined ? '' : ` (got "${input}")`;
   if (issue.code === 'invalid_value') {
-    return `must be one of ${issue.values.map((v) => String(v)).join(', ')} (got "${input}")`;
+    return `must be one of ${issue.values.map((v) => String(v)).join(', ')}${got}`;
   }
-  return `${issue.message} (got "${input}")`;
+  return `${issue.message}${got}`;
 }
 
 /** The configuration table for docs: one row per variable. */

@@ -28,6 +28,23 @@ describe('worker configuration', () => {
     assert.ok(Object.isFrozen(config));
   });
 
+  it('never echoes the value of a secret setting in its error', () => {
+    const issues = issuesOf({
+      MAILROOM_SMTP_HOST: 'relay.example.com',
+      MAILROOM_METRICS_TOKEN: 'short-s3cret',
+      MAILROOM_BOUNCE_DOMAIN: 'bounce.example.com',
+      MAILROOM_VERP_SECRET: 'tiny-s3cret',
+      MAILROOM_SMTP_TLS: 'maybe',
+    });
+    assert.ok(issues.some((i) => i.startsWith('MAILROOM_METRICS_TOKEN: must be at least 16 characters')));
+    assert.ok(issues.some((i) => i.startsWith('MAILROOM_VERP_SECRET: must be at least 16 characters')));
+    assert.ok(!issues.join('\n').includes('s3cret'), issues.join('\n'));
+    assert.ok(
+      issues.some((i) => i.includes('(got "maybe")')),
+      'other values are still echoed',
+    );
+  });
+
   it('names every bad variable at once', () => {
     const issues = issuesOf({
       MAILROOM_SMTP_PORT: '70000',
