@@ -51,6 +51,7 @@ const inboundSettings = {
     doc: 'The domain of the VERP return paths (the MAILROOM_BOUNCE_DOMAIN of the workers); mail to any address there is taken.',
   }),
   MAILROOM_VERP_SECRET: setting(z.string().min(16, 'must be at least 16 characters'), {
+    secret: true,
     required: true,
     doc: 'The MAILROOM_VERP_SECRET of the workers, to check return paths. Never logged.',
   }),
@@ -91,6 +92,7 @@ const inboundSettings = {
     doc: 'Port of that listener; 0 picks a free port, -1 disables it.',
   }),
   MAILROOM_METRICS_TOKEN: setting(z.string().min(16, 'must be at least 16 characters'), {
+    secret: true,
     doc: 'Bearer token required on /metrics. Required when MAILROOM_HTTP_HOST is not a loopback address.',
   }),
   MAILROOM_METRIC_DOMAINS: setting(
