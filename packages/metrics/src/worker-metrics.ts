@@ -208,7 +208,8 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   const relay = relays[0]!;
   const relaySet = new Set(relays);
   /** A configured relay name, or the first one: never a free-form value. */
-  const relayOf = (name: string | undefined): string => (name !== undefined && relaySet.has(name) ? name : relay);
+  const relayOf = (name: string | undefined): string =>
+    name !== undefined && relaySet.has(name) ? name : relay;
   const domainList = options.domains ?? DEFAULT_METRIC_DOMAINS;
   const domainOf = createDomainLabeler(domainList);
   const domains = domainLabelValues(domainList);
@@ -444,7 +445,12 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     observeAttempt(attempt) {
       const replyClass = REPLY_CLASS_SET.has(attempt.replyClass) ? attempt.replyClass : 'ambiguous';
       const r = relayOf(attempt.relay);
-      attempts.inc({ result: attempt.result, reply_class: replyClass, relay: r, domain: domainOf(attempt.to) });
+      attempts.inc({
+        result: attempt.result,
+        reply_class: replyClass,
+        relay: r,
+        domain: domainOf(attempt.to),
+      });
       sendDuration.observe({ relay: r, result: attempt.result }, Math.max(0, attempt.seconds));
     },
     observeReply(reply) {
