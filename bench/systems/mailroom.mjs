@@ -111,7 +111,8 @@ export function mailroomSystem({
         ...(nodeArgs.length > 0 ? { nodeArgs } : {}),
         enqueue:
           handOver === 'campaign'
-            ? 'MailroomClient.createCampaign: the template once, N recipients streamed, default batch size'
+            ? 'MailroomClient.createCampaign: the template once, N recipients streamed into compact chunks ' +
+              '(1,000 each), materialised into batch jobs (50) by the workers as the queue drains'
             : `MailroomClient.sendMany, ${BATCH} messages per call`,
         producer: 'in the benchmark process (the "bench driver")',
         redis: REDIS_SETTINGS,
@@ -159,6 +160,10 @@ export function mailroomSystem({
         // Whole messages are built before the clock starts; a campaign's recipients are generated as read.
         const messages = handOver === 'messages' ? Array.from({ length: n }, (_, i) => newsletter(i)) : [];
         const redisBytesBefore = await redisUsedMemory(redis.url);
+        const memory = handOver === 'campaign' ? startMemorySampler(redis.url, prefixSetting) : undefined;
+        if (memory) undo.push(() => memory.stop());
+        /** @type {number | undefined} */
+        let redisBytesAtHandOverEnd;
         return {
           version: build.fingerprint,
           processes: [
@@ -178,6 +183,7 @@ export function mailroomSystem({
                   `the campaign accepted ${receipt.accepted} of ${n} recipients`,
                 );
               }
+              redisBytesAtHandOverEnd = await redisUsedMemory(redis.url);
               return;
             }
             for (let start = 0; start < messages.length; start += BATCH) {
@@ -187,9 +193,19 @@ export function mailroomSystem({
           assertHealthy: () => assertRunning(processes),
           // What Redis still holds per delivered message: the ledger's records and logs, kept for
           // MAILROOM_LEDGER_RETENTION_SECONDS, and BullMQ's event stream (capped).
-          figuresAfterRun: async () => ({
-            redisBytesPerMessage: ((await redisUsedMemory(redis.url)) - redisBytesBefore) / n,
-          }),
+          // A campaign's run also says what Redis held while it was sent (see campaignMemoryFigures).
+          figuresAfterRun: async () => {
+            const after = await redisUsedMemory(redis.url);
+            const figures = { redisBytesPerMessage: (after - redisBytesBefore) / n };
+            if (!memory) return figures;
+            return {
+              ...figures,
+              ...campaignMemoryFigures(await memory.stop(), { n, before: redisBytesBefore, after }),
+              ...(redisBytesAtHandOverEnd === undefined
+                ? {}
+                : { redisBytesPerRecipientAtHandOverEnd: (redisBytesAtHandOverEnd - redisBytesBefore) / n }),
+            };
+          },
           tearDown,
         };
       } catch (err) {
@@ -197,6 +213,96 @@ export function mailroomSystem({
         throw err;
       }
     },
+  };
+}
+
+/** Terminal states counted in the ledger's stats hash. */
+const TERMINAL_STATS = ['delivered', 'bounced', 'expired', 'failed', 'ambiguous', 'cancelled', 'suppressed'];
+/** How often Redis memory and the ledger's counters are read during a campaign run. */
+const MEMORY_SAMPLE_MS = 500;
+
+/**
+ * @typedef {object} MemorySample
+ * @property {number} at ms since the sampler started
+ * @property {number} used INFO used_memory
+ * @property {number} accepted recipients accepted so far (ledger stats)
+ * @property {number} terminal recipients in a terminal state so far
+ */
+
+/**
+ * Reads Redis' used_memory and the ledger's counters every 500 ms until stopped.
+ * @param {string} url
+ * @param {string | undefined} prefix
+ */
+function startMemorySampler(url, prefix) {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  /** @type {MemorySample[]} */
+  const samples = [];
+  const started = performance.now();
+  let busy = false;
+  const read = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const [[, info], [, stats]] = /** @type {[[null, string], [null, (string | null)[]]]} */ (
+        await redis
+          .multi()
+          .info('memory')
+          .hmget(`${prefix ?? '{mailroom}'}:stats`, 'accepted', ...TERMINAL_STATS)
+          .exec()
+      );
+      const [accepted, ...terminal] = stats.map((v) => Number(v ?? 0));
+      samples.push({
+        at: performance.now() - started,
+        used: Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? NaN),
+        accepted: accepted ?? 0,
+        terminal: terminal.reduce((a, b) => a + b, 0),
+      });
+    } catch {
+      // A missed sample only makes the peak less exact.
+    } finally {
+      busy = false;
+    }
+  };
+  const timer = setInterval(() => void read(), MEMORY_SAMPLE_MS);
+  let stopped = false;
+  return {
+    /** @returns {Promise<MemorySample[]>} */
+    async stop() {
+      if (!stopped) {
+        stopped = true;
+        clearInterval(timer);
+        await read();
+        redis.disconnect();
+      }
+      return samples;
+    },
+  };
+}
+
+/**
+ * What Redis held for a campaign while it was sent. `redisPeakBytesPerRecipient` is the largest
+ * used_memory over the run (minus the empty server's) per recipient of the list: it includes the records
+ * of recipients already finished, which the ledger keeps for MAILROOM_LEDGER_RETENTION_SECONDS.
+ * `redisPeakQueuedBytesPerRecipient` takes those out: at each sample, what the finished recipients cost
+ * (measured at the end, when all are finished: `after` per recipient) is subtracted, and the largest rest
+ * (chunks, records and jobs of recipients not finished) is divided by the recipients of the list.
+ * @param {MemorySample[]} samples
+ * @param {{ n: number, before: number, after: number }} run
+ */
+function campaignMemoryFigures(samples, { n, before, after }) {
+  const finishedBytes = (after - before) / n;
+  let peak = before;
+  let peakQueued = 0;
+  for (const s of samples) {
+    peak = Math.max(peak, s.used);
+    peakQueued = Math.max(peakQueued, s.used - before - s.terminal * finishedBytes);
+  }
+  return {
+    redisPeakBytesPerRecipient: (peak - before) / n,
+    redisPeakQueuedBytesPerRecipient: peakQueued / n,
+    redisMemorySamples: samples.length,
   };
 }
 

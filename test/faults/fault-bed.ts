@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
-import { MailroomClient } from '@mailroom/client';
+import { MailroomClient, type CampaignReceipt, type CampaignUploadOptions } from '@mailroom/client';
+import { campaignMemberId } from '@mailroom/queue';
 import { isTerminalState, type MessageState } from '@mailroom/core';
 import { startSink, type ReceivedMessage, type Sink, type SinkOptions } from '@mailroom/sink';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
@@ -199,21 +200,23 @@ export class FaultBed {
   }
 
   /**
-   * Creates a campaign through the SDK and keeps a receipt for each recipient it accepted (id and
-   * Message-ID, read back from the ledger), so the books include every campaign message.
+   * Creates a campaign through the SDK and keeps a receipt for each recipient it accepted, so the books
+   * include every campaign message. Member ids and Message-IDs follow from the campaign id and position
+   * (ledger records appear only as the feeder materialises chunks).
    */
   async enqueueCampaign(
     template: unknown,
     recipients: Iterable<{ to: unknown; vars?: unknown }>,
-  ): Promise<string> {
-    const receipt = await this.client.createCampaign({ template, recipients });
-    const ids = await this.conn.smembers(`${PREFIX}:tag:campaign:${receipt.id}`);
-    const pipe = this.conn.pipeline();
-    for (const id of ids) pipe.hget(`${PREFIX}:msg:${id}`, 'messageId');
-    const replies = (await pipe.exec()) ?? [];
-    ids.forEach((id, i) => this.receipts.push({ id, messageId: String(replies[i]?.[1]) }));
-    assert.equal(ids.length, receipt.accepted, 'every accepted recipient has a ledger record');
-    return receipt.id;
+    options?: CampaignUploadOptions,
+  ): Promise<CampaignReceipt> {
+    const receipt = await this.client.createCampaign({ template, recipients }, options);
+    const domain = await this.conn.hget(`${PREFIX}:campaign:${receipt.id}`, 'midDomain');
+    assert.ok(domain, 'the campaign records its Message-ID domain');
+    for (let i = 0; i < receipt.accepted; i += 1) {
+      const id = campaignMemberId(receipt.id, i);
+      this.receipts.push({ id, messageId: `<${id}@${domain}>` });
+    }
+    return receipt;
   }
 
   /** Messages of the receipts that reached a terminal state. */

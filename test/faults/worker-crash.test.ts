@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { assertBooksBalance, FaultBed, newsletter } from './fault-bed.js';
+import { assertBooksBalance, FaultBed, newsletter, PREFIX } from './fault-bed.js';
 
 const MESSAGES = 5000;
 const WORKERS = 3;
@@ -42,9 +42,11 @@ describe('fault: worker processes killed with SIGKILL during a run', () => {
     assert.ok(bed.starts >= WORKERS + kills, 'every killed worker was replaced');
   });
 
-  it('a campaign of 3,000 in batch jobs, a SIGKILL every 1.5 s: no recipient lost or sent twice outside counted ambiguity', async () => {
+  it('a campaign of 3,000 fed in small chunks, a SIGKILL every 1.5 s: no recipient lost or sent twice outside counted ambiguity', async () => {
     await bed?.stop();
-    bed = await FaultBed.start({ workers: WORKERS });
+    // A low high-water mark, small chunks and small batches: the feeder materialises chunks all through
+    // the run, so workers (the feeder's lease holder among them) are killed between its steps too.
+    bed = await FaultBed.start({ workers: WORKERS, workerEnv: { MAILROOM_CAMPAIGN_HIGH_WATER: '200' } });
     const template = {
       from: { name: 'Mailroom Faults', address: 'faults@mailroom.example' },
       subject: 'Campaign for {{name}}',
@@ -55,7 +57,8 @@ describe('fault: worker processes killed with SIGKILL during a run', () => {
       to: `slow-20-reader${i}@example.test`,
       vars: { name: `Reader ${i}` },
     }));
-    await bed.enqueueCampaign(template, recipients);
+    const receipt = await bed.enqueueCampaign(template, recipients, { chunkSize: 50, batchSize: 10 });
+    assert.equal(receipt.accepted, 3000);
     await bed.startWorkers();
     await bed.delivered(200);
     const faultStart = Date.now();
@@ -74,5 +77,10 @@ describe('fault: worker processes killed with SIGKILL during a run', () => {
     assertBooksBalance(row, bed.outputs());
     assert.equal(row.delivered, 3000, 'every recipient delivered');
     assert.ok(row.duplicates <= row.ambiguous, `duplicates ${row.duplicates} <= ambiguous ${row.ambiguous}`);
+    const status = await bed.client.campaignStatus(receipt.id);
+    assert.equal(status.counts.accepted, 3000);
+    assert.equal(status.counts.terminal.delivered, 3000, 'the campaign counted each recipient once');
+    assert.equal(status.counts.pending, 0);
+    assert.equal(await bed.conn.zcard(`${PREFIX}:campaigns:feeding`), 0, 'every chunk fed and queued');
   });
 });

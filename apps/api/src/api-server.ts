@@ -27,7 +27,7 @@ export interface ApiServer {
 
 /** Wires config -> Redis -> client -> app, and listens. */
 export async function startApiServer(config: ApiConfig, options: ApiServerOptions = {}): Promise<ApiServer> {
-  const redis = createApiRedis(config.redisUrl, { timeoutMs: config.redisTimeoutMs });
+  const redis = createApiRedis(config.redis, { timeoutMs: config.redisTimeoutMs });
   const client = new MailroomClient({
     redis,
     prefix: config.prefix,

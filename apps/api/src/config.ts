@@ -1,15 +1,41 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { MAX_ATTACHMENTS, MAX_EXTRA_HEADERS } from '@mailroom/core';
+import { ConfigError, MAX_ATTACHMENTS, MAX_EXTRA_HEADERS, type FieldIssue } from '@mailroom/core';
+import { parseRedisNodes, readRedisConnectionSpec, type RedisConnectionSpec } from '@mailroom/queue';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const redisNodes = z
+  .string()
+  .refine((v) => parseRedisNodes(v) !== undefined, 'must be host:port[,host:port...] with ports 1-65535');
 
 /** Every environment variable the API reads. docs/api.md's configuration table is generated from this. */
 export const apiSettings = {
   MAILROOM_REDIS_URL: setting(z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), {
     default: 'redis://127.0.0.1:6379',
-    doc: 'Redis holding the queues, the ledger and the API keys. Use `rediss://` for TLS.',
+    doc: 'Redis holding the queues, the ledger and the API keys. Use `rediss://` for TLS. Set MAILROOM_REDIS_CLUSTER or MAILROOM_REDIS_SENTINELS instead for a cluster or Sentinel.',
+  }),
+  MAILROOM_REDIS_CLUSTER: setting(redisNodes, {
+    doc: 'Redis Cluster seed nodes, `host:port,host:port`; instead of MAILROOM_REDIS_URL (the same as the workers use).',
+  }),
+  MAILROOM_REDIS_SENTINELS: setting(redisNodes, {
+    doc: 'Redis Sentinel addresses, `host:port,host:port`; instead of MAILROOM_REDIS_URL.',
+  }),
+  MAILROOM_REDIS_SENTINEL_NAME: setting(z.string().min(1), {
+    doc: 'Master group name the Sentinels monitor (required with MAILROOM_REDIS_SENTINELS).',
+  }),
+  MAILROOM_REDIS_USERNAME: setting(z.string().min(1), {
+    doc: 'ACL user for the cluster nodes or the Sentinel master (a URL carries its own).',
+  }),
+  MAILROOM_REDIS_PASSWORD: setting(z.string().min(1), {
+    doc: 'Password for the cluster nodes or the Sentinel master (a URL carries its own). Never logged.',
+  }),
+  MAILROOM_REDIS_TLS: setting(booleanString, {
+    default: 'false',
+    doc: 'TLS (verified against the system CAs) to the cluster nodes, or to the Sentinels and their master.',
+  }),
+  MAILROOM_REDIS_SENTINEL_PASSWORD: setting(z.string().min(1), {
+    doc: 'Password of the Sentinels themselves, when they require AUTH. Never logged.',
   }),
   MAILROOM_QUEUE_PREFIX: setting(
     z.string().regex(/\{[^{}]+\}/, 'must contain a hash tag such as {mailroom}'),
@@ -123,6 +149,8 @@ export const apiSettings = {
 export type ApiSettings = SettingsValues<typeof apiSettings>;
 
 const SECRET_SETTINGS: ReadonlySet<string> = new Set([
+  'MAILROOM_REDIS_PASSWORD',
+  'MAILROOM_REDIS_SENTINEL_PASSWORD',
   'MAILROOM_API_KEY_PEPPER',
   'MAILROOM_UNSUBSCRIBE_SECRETS',
 ]);
@@ -143,7 +171,10 @@ export interface ApiLimits {
 
 /** The API's configuration: validated once at start, then frozen. */
 export interface ApiConfig {
+  /** MAILROOM_REDIS_URL (its default when unset); the connection is {@link redis}. */
   readonly redisUrl: string;
+  /** Where Redis is: a URL, a cluster or Sentinel (MAILROOM_REDIS_*). */
+  readonly redis: RedisConnectionSpec;
   readonly prefix: string;
   readonly host: string;
   readonly port: number;
@@ -170,8 +201,24 @@ export function isLoopback(host: string): boolean {
 /** Reads and validates the API's environment. Throws ConfigError naming every bad variable. */
 export function loadApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
   const s = loadSettings(apiSettings, env, SECRET_SETTINGS);
+  const issues: FieldIssue[] = [];
+  const redis = readRedisConnectionSpec(
+    {
+      url: env.MAILROOM_REDIS_URL ? s.MAILROOM_REDIS_URL : undefined,
+      cluster: s.MAILROOM_REDIS_CLUSTER,
+      sentinels: s.MAILROOM_REDIS_SENTINELS,
+      sentinelName: s.MAILROOM_REDIS_SENTINEL_NAME,
+      username: s.MAILROOM_REDIS_USERNAME,
+      password: s.MAILROOM_REDIS_PASSWORD,
+      tls: s.MAILROOM_REDIS_TLS,
+      sentinelPassword: s.MAILROOM_REDIS_SENTINEL_PASSWORD,
+    },
+    issues,
+  );
+  if (redis === undefined) throw new ConfigError(issues);
   return Object.freeze({
     redisUrl: s.MAILROOM_REDIS_URL,
+    redis: Object.freeze(redis),
     prefix: s.MAILROOM_QUEUE_PREFIX,
     host: s.MAILROOM_API_HOST,
     port: s.MAILROOM_API_PORT,

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { asStoreConnection, createRedisConnection, type RedisTarget } from '@mailroom/queue';
 
 export interface ApiRedisOptions {
   /** A command that has not answered in this long fails (ms). */
@@ -10,10 +11,11 @@ export interface ApiRedisOptions {
  * The API's Redis connection: commands are never queued while Redis is away (enableOfflineQueue false) and
  * never resent after a reconnect (the HTTP client retries, with its Idempotency-Key), every command is
  * bounded by `timeoutMs`, and reconnection is attempted every 100-500 ms so service resumes as soon as Redis
- * is back. A request that meets an unavailable Redis is answered 503 within about `timeoutMs`.
+ * is back. A request that meets an unavailable Redis is answered 503 within about `timeoutMs`. `target` is
+ * a URL or a cluster or Sentinel spec; the result has the stores' type (see asStoreConnection).
  */
-export function createApiRedis(url: string, options: ApiRedisOptions): Redis {
-  const redis = new Redis(url, {
+export function createApiRedis(target: RedisTarget, options: ApiRedisOptions): Redis {
+  const connection = createRedisConnection(target, {
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
@@ -22,8 +24,8 @@ export function createApiRedis(url: string, options: ApiRedisOptions): Redis {
     retryStrategy: (times) => Math.min(100 * times, 500),
     connectionName: options.connectionName ?? 'mailroom:api',
   });
-  redis.on('error', () => undefined); // reported by readiness and by the commands that fail
-  return redis;
+  connection.on('error', () => undefined); // reported by readiness and by the commands that fail
+  return asStoreConnection(connection);
 }
 
 /** Resolves true once `redis` is ready, false after `timeoutMs` (the connection keeps trying). */
@@ -48,6 +50,10 @@ const UNAVAILABLE_MESSAGES = [
   'Command timed out',
   'Reached the max retries per request limit',
   'connect ETIMEDOUT',
+  // A cluster without a master for the slot (a failover under way), or with no node reachable.
+  'Too many Cluster redirections',
+  "Cluster isn't ready",
+  'Failed to refresh slots cache',
 ];
 const UNAVAILABLE_REPLIES = [
   'LOADING',

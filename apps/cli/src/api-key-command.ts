@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
-import { Redis } from 'ioredis';
 import { ApiKeyStore, type ApiKeyRecord } from '@mailroom/api';
 import { ConfigError, NotFoundError, ValidationError } from '@mailroom/core';
+import { asStoreConnection, createRedisConnection, type RedisTarget } from '@mailroom/queue';
 
 export const API_KEY_ACTIONS = ['create', 'list', 'revoke', 'rotate'] as const;
 export type ApiKeyAction = (typeof API_KEY_ACTIONS)[number];
 
 export interface ApiKeyFlags {
-  redisUrl: string;
+  /** Redis: a URL, or a cluster or Sentinel spec (from MAILROOM_REDIS_*). */
+  redisUrl: RedisTarget;
   prefix?: string;
   /** MAILROOM_API_KEY_PEPPER: the same value the API runs with (create and rotate need it). */
   pepper?: string;
@@ -69,7 +70,9 @@ export async function apiKeyCommand(
     err.write('--domains: is required with the send scope (example.com, *.example.com, or * for any)\n');
     return 2;
   }
-  const redis = new Redis(flags.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: true });
+  const redis = asStoreConnection(
+    createRedisConnection(flags.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: true }),
+  );
   redis.on('error', () => undefined); // surfaced by the command that fails
   try {
     const store = new ApiKeyStore(redis, flags.prefix ?? '{mailroom}', flags.pepper || undefined);
@@ -119,7 +122,7 @@ export async function apiKeyCommand(
 }
 
 /** Registers `mailroom api-key create|list|revoke|rotate` on the program. */
-export function registerApiKeyCommand(program: Command, defaultRedisUrl: () => string): void {
+export function registerApiKeyCommand(program: Command, defaultRedisUrl: () => RedisTarget): void {
   const apiKey = program
     .command('api-key')
     .description('API keys of the HTTP API (MAILROOM_API_KEY_PEPPER: the same as the API server)');

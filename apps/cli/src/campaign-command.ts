@@ -7,6 +7,7 @@ import {
   type CampaignRecipientInput,
 } from '@mailroom/client';
 import { ValidationError } from '@mailroom/core';
+import type { RedisTarget } from '@mailroom/queue';
 import { UsageError } from './send-command.js';
 
 export interface CampaignSendFlags {
@@ -17,7 +18,8 @@ export interface CampaignSendFlags {
   batchSize?: number;
   /** Return once uploaded instead of following delivery. */
   detach?: boolean;
-  redisUrl: string;
+  /** Redis: a URL, or a cluster or Sentinel spec (from MAILROOM_REDIS_*). */
+  redisUrl: RedisTarget;
   prefix?: string;
 }
 
@@ -155,7 +157,7 @@ export async function campaignSendCommand(
 export async function campaignControlCommand(
   action: 'status' | 'pause' | 'resume' | 'cancel',
   id: string,
-  flags: { redisUrl: string; prefix?: string },
+  flags: { redisUrl: RedisTarget; prefix?: string },
   out: NodeJS.WritableStream,
 ): Promise<number> {
   const client = new MailroomClient({

@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import type { Command } from 'commander';
-import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
 import { ConfigError, type FieldIssue } from '@mailroom/core';
@@ -23,8 +22,21 @@ import {
   metricDomainProblems,
   splitMetricDomains,
 } from '@mailroom/metrics';
-import { FeedbackRecorder } from '@mailroom/queue';
-import { REDACT_PATHS, VERSION, loadSettings, setting, settingsTable } from '@mailroom/worker';
+import {
+  FeedbackRecorder,
+  asStoreConnection,
+  createRedisConnection,
+  readRedisConnectionSpec,
+  type RedisConnectionSpec,
+} from '@mailroom/queue';
+import {
+  REDACT_PATHS,
+  VERSION,
+  loadSettings,
+  setting,
+  settingsTable,
+  workerSettings,
+} from '@mailroom/worker';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -34,6 +46,14 @@ const inboundSettings = {
     default: 'redis://127.0.0.1:6379',
     doc: 'Redis holding the ledger and the suppression lists (the same Redis as the workers).',
   }),
+  // Cluster and Sentinel: the same settings as the workers'.
+  MAILROOM_REDIS_CLUSTER: workerSettings.MAILROOM_REDIS_CLUSTER,
+  MAILROOM_REDIS_SENTINELS: workerSettings.MAILROOM_REDIS_SENTINELS,
+  MAILROOM_REDIS_SENTINEL_NAME: workerSettings.MAILROOM_REDIS_SENTINEL_NAME,
+  MAILROOM_REDIS_USERNAME: workerSettings.MAILROOM_REDIS_USERNAME,
+  MAILROOM_REDIS_PASSWORD: workerSettings.MAILROOM_REDIS_PASSWORD,
+  MAILROOM_REDIS_TLS: workerSettings.MAILROOM_REDIS_TLS,
+  MAILROOM_REDIS_SENTINEL_PASSWORD: workerSettings.MAILROOM_REDIS_SENTINEL_PASSWORD,
   MAILROOM_QUEUE_PREFIX: setting(
     z.string().regex(/\{[^{}]+\}/, 'must contain a hash tag such as {mailroom}'),
     { default: '{mailroom}', doc: 'Key prefix, the same as the workers and producers use.' },
@@ -120,7 +140,10 @@ export function inboundSettingsTable(): string {
 
 /** `mailroom inbound`'s configuration: validated once, then frozen. */
 export interface InboundConfig {
+  /** MAILROOM_REDIS_URL (its default when unset); the connection is {@link redis}. */
   readonly redisUrl: string;
+  /** Where Redis is: a URL, a cluster or Sentinel (MAILROOM_REDIS_*). */
+  readonly redis: RedisConnectionSpec;
   readonly prefix: string;
   readonly host: string;
   readonly port: number;
@@ -197,9 +220,23 @@ export function loadInboundConfig(env: NodeJS.ProcessEnv): InboundConfig {
       message: `is required when MAILROOM_HTTP_HOST (${s.MAILROOM_HTTP_HOST}) is not a loopback address`,
     });
   }
-  if (issues.length > 0) throw new ConfigError(issues);
+  const redis = readRedisConnectionSpec(
+    {
+      url: env.MAILROOM_REDIS_URL ? s.MAILROOM_REDIS_URL : undefined,
+      cluster: s.MAILROOM_REDIS_CLUSTER,
+      sentinels: s.MAILROOM_REDIS_SENTINELS,
+      sentinelName: s.MAILROOM_REDIS_SENTINEL_NAME,
+      username: s.MAILROOM_REDIS_USERNAME,
+      password: s.MAILROOM_REDIS_PASSWORD,
+      tls: s.MAILROOM_REDIS_TLS,
+      sentinelPassword: s.MAILROOM_REDIS_SENTINEL_PASSWORD,
+    },
+    issues,
+  );
+  if (issues.length > 0 || redis === undefined) throw new ConfigError(issues);
   return Object.freeze({
     redisUrl: s.MAILROOM_REDIS_URL,
+    redis: Object.freeze(redis),
     prefix: s.MAILROOM_QUEUE_PREFIX,
     host: s.MAILROOM_INBOUND_HOST,
     port: s.MAILROOM_INBOUND_PORT,
@@ -307,11 +344,13 @@ export async function startInbound(config: InboundConfig, deps: { logger: Logger
   const log = deps.logger;
   // A report whose recording fails is answered 451 and comes again: fail a command after a few retries
   // instead of holding the sender's transaction while Redis is away.
-  const redis = new Redis(config.redisUrl, {
-    maxRetriesPerRequest: 2,
-    connectTimeout: 5000,
-    connectionName: 'mailroom:inbound',
-  });
+  const redis = asStoreConnection(
+    createRedisConnection(config.redis, {
+      maxRetriesPerRequest: 2,
+      connectTimeout: 5000,
+      connectionName: 'mailroom:inbound',
+    }),
+  );
   redis.on('error', (err) => log.warn({ err: { message: err.message } }, 'redis connection error'));
   try {
     await redis.ping();

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { redisTargetFromEnv, type RedisTarget } from '@mailroom/queue';
 import { runWorkerFromEnv, VERSION } from '@mailroom/worker';
 import { demoCommand } from './demo-command.js';
 import { campaignControlCommand, campaignSendCommand, type CampaignSendFlags } from './campaign-command.js';
@@ -17,8 +18,9 @@ function positiveInt(value: string): number {
   return n;
 }
 
-function defaultRedisUrl(): string {
-  return process.env.MAILROOM_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** Redis from MAILROOM_REDIS_URL, _CLUSTER or _SENTINELS (with their credentials), else REDIS_URL, else local. */
+function defaultRedisUrl(): RedisTarget {
+  return redisTargetFromEnv(process.env, process.env.REDIS_URL);
 }
 
 /** The `mailroom` command line. */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { MailroomClient } from '@mailroom/client';
 import { ValidationError } from '@mailroom/core';
+import type { RedisTarget } from '@mailroom/queue';
 
 export interface SendFlags {
   json?: string;
@@ -16,7 +17,8 @@ export interface SendFlags {
   header?: string[];
   attach?: string[];
   tag?: string[];
-  redisUrl: string;
+  /** Redis: a URL, or a cluster or Sentinel spec (from MAILROOM_REDIS_*). */
+  redisUrl: RedisTarget;
   prefix?: string;
   maxAgeSeconds?: string;
 }

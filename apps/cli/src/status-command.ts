@@ -1,11 +1,18 @@
 import type { Writable } from 'node:stream';
-import { Redis } from 'ioredis';
 import { ConfigError } from '@mailroom/core';
-import { DEFAULT_PREFIX, RateLimiter, createMailQueue } from '@mailroom/queue';
+import {
+  DEFAULT_PREFIX,
+  RateLimiter,
+  asStoreConnection,
+  createMailQueue,
+  createRedisConnection,
+  type RedisTarget,
+} from '@mailroom/queue';
 import { loadRoutingConfig, type RoutingConfig } from '@mailroom/worker';
 
 export interface StatusFlags {
-  redisUrl: string;
+  /** Redis: a URL, or a cluster or Sentinel spec (from MAILROOM_REDIS_*). */
+  redisUrl: RedisTarget;
   prefix?: string;
   /** The workers' relays file, to show configured limits next to the rates in force. */
   relaysFile?: string;
@@ -35,11 +42,13 @@ export async function statusCommand(flags: StatusFlags, out: Writable, err: Writ
     }
   }
   const prefix = flags.prefix ?? DEFAULT_PREFIX;
-  const redis = new Redis(flags.redisUrl, {
-    maxRetriesPerRequest: 1,
-    connectTimeout: 3000,
-    lazyConnect: true,
-  });
+  const redis = asStoreConnection(
+    createRedisConnection(flags.redisUrl, {
+      maxRetriesPerRequest: 1,
+      connectTimeout: 3000,
+      lazyConnect: true,
+    }),
+  );
   redis.on('error', () => undefined);
   try {
     await redis.connect();

@@ -14,6 +14,7 @@ import {
   type SuppressionReason,
 } from '@mailroom/client';
 import { ValidationError } from '@mailroom/core';
+import type { RedisTarget } from '@mailroom/queue';
 
 export const SUPPRESSION_ACTIONS = ['list', 'add', 'remove', 'check', 'count', 'import', 'export'] as const;
 export type SuppressionAction = (typeof SUPPRESSION_ACTIONS)[number];
@@ -22,7 +23,8 @@ export type SuppressionAction = (typeof SUPPRESSION_ACTIONS)[number];
 export type SuppressionFileFormat = 'csv' | 'jsonl' | 'lines';
 
 export interface SuppressionFlags {
-  redisUrl: string;
+  /** Redis: a URL, or a cluster or Sentinel spec (from MAILROOM_REDIS_*). */
+  redisUrl: RedisTarget;
   prefix?: string;
   /** A sender scope (the From domain) or `*`. */
   scope: string;
@@ -266,7 +268,7 @@ export async function suppressionCommand(
 }
 
 /** Registers `mailroom suppression list|add|remove|check|count|import|export` on the program. */
-export function registerSuppressionCommand(program: Command, defaultRedisUrl: () => string): void {
+export function registerSuppressionCommand(program: Command, defaultRedisUrl: () => RedisTarget): void {
   const suppression = program
     .command('suppression')
     .description('the suppression list: addresses Mailroom never sends to, per sender scope');

@@ -7,17 +7,45 @@ import type { RelayConfig, SenderKind } from '@mailroom/smtp';
 import { DEFAULT_VERP_LOCAL_PREFIX, validateVerpOptions, type VerpOptions } from '@mailroom/feedback';
 import { createDkimSigner, type DkimSigner } from '@mailroom/mime';
 import { loadWebhookConfig, type WebhookEndpoint } from '@mailroom/webhooks';
+import { parseRedisNodes, readRedisConnectionSpec, type RedisConnectionSpec } from '@mailroom/queue';
 import { loadRoutingConfig, singleRelayRouting, type RoutingConfig } from './relays-config.js';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const ms = (min: number, max: number) => int(min, max);
+const redisNodes = z
+  .string()
+  .refine((v) => parseRedisNodes(v) !== undefined, 'must be host:port[,host:port...] with ports 1-65535');
 
 /** Every environment variable the worker reads. README's configuration table is generated from this. */
 export const workerSettings = {
   MAILROOM_REDIS_URL: setting(z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), {
     default: 'redis://127.0.0.1:6379',
-    doc: 'Redis holding the queues. Use `rediss://` for TLS.',
+    doc: "Redis holding the queues (one server, or a managed service's primary endpoint). Use `rediss://` for TLS. Set MAILROOM_REDIS_CLUSTER or MAILROOM_REDIS_SENTINELS instead for a cluster or Sentinel.",
+  }),
+  MAILROOM_REDIS_CLUSTER: setting(redisNodes, {
+    doc: "Redis Cluster seed nodes, `host:port,host:port` (the other nodes are discovered); instead of MAILROOM_REDIS_URL. Every key of one prefix lives in one slot, so one prefix gets one shard's throughput: see docs/scaling.md.",
+  }),
+  MAILROOM_REDIS_SENTINELS: setting(redisNodes, {
+    doc: 'Redis Sentinel addresses, `host:port,host:port`; instead of MAILROOM_REDIS_URL. Mailroom asks them for the master of MAILROOM_REDIS_SENTINEL_NAME and follows its failovers.',
+  }),
+  MAILROOM_REDIS_SENTINEL_NAME: setting(z.string().min(1), {
+    doc: 'Master group name the Sentinels monitor (required with MAILROOM_REDIS_SENTINELS).',
+  }),
+  MAILROOM_REDIS_USERNAME: setting(z.string().min(1), {
+    doc: 'ACL user for the cluster nodes or the Sentinel master (a URL carries its own).',
+  }),
+  MAILROOM_REDIS_PASSWORD: setting(z.string().min(1), {
+    secret: true,
+    doc: 'Password for the cluster nodes or the Sentinel master (a URL carries its own). Never logged.',
+  }),
+  MAILROOM_REDIS_TLS: setting(booleanString, {
+    default: 'false',
+    doc: 'TLS (verified against the system CAs) to the cluster nodes, or to the Sentinels and their master (a URL says `rediss://`).',
+  }),
+  MAILROOM_REDIS_SENTINEL_PASSWORD: setting(z.string().min(1), {
+    secret: true,
+    doc: 'Password of the Sentinels themselves, when they require AUTH. Never logged.',
   }),
   MAILROOM_QUEUE_PREFIX: setting(
     z.string().regex(/\{[^{}]+\}/, 'must contain a hash tag such as {mailroom}'),
@@ -131,6 +159,10 @@ export const workerSettings = {
     default: '30000',
     doc: 'Period of the reconciler (expires overdue messages, re-queues messages whose job vanished); one worker holds the lease at a time. 0 disables it in this process.',
   }),
+  MAILROOM_CAMPAIGN_HIGH_WATER: setting(int(0, 10_000_000), {
+    default: '20000',
+    doc: 'Campaign recipients waiting in batch jobs above which no more are materialised from their compact chunks (backpressure: Redis holds about 1.6 KB per materialised recipient, under 100 bytes per recipient still in a chunk). One worker holds the feeder lease at a time. 0 disables the feeder in this process.',
+  }),
   MAILROOM_WATCHDOG_MS: setting(ms(0, 86_400_000), {
     default: '120000',
     doc: 'A worker idle this long while jobs wait is considered stuck and exits (code 70) so its supervisor restarts it. 0 disables.',
@@ -221,7 +253,10 @@ export type WorkerSettings = SettingsValues<typeof workerSettings>;
 
 /** The worker's configuration: validated once at start, then frozen. */
 export interface WorkerConfig {
+  /** MAILROOM_REDIS_URL (its default when unset); the connection is {@link redis}. */
   readonly redisUrl: string;
+  /** Where Redis is: a URL, a cluster or Sentinel (MAILROOM_REDIS_*). */
+  readonly redis: RedisConnectionSpec;
   readonly prefix: string;
   readonly concurrency: number;
   /** The first relay (the only one when configured by environment). */
@@ -239,6 +274,8 @@ export interface WorkerConfig {
   readonly ambiguityPolicy: 'resend' | 'stop';
   readonly ledgerRetentionSeconds: number;
   readonly reconcileIntervalMs: number;
+  /** Campaign recipients waiting in batch jobs at which the campaign feeder stops materialising; 0 = no feeder. */
+  readonly campaignHighWater: number;
   readonly watchdogMs: number;
   readonly redisAllowUnsafe: boolean;
   readonly http: { readonly host: string; readonly port: number; readonly metricsToken?: string } | null;
@@ -333,7 +370,20 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
       });
     }
   }
-  if (issues.length > 0) throw new ConfigError(issues);
+  const redis = readRedisConnectionSpec(
+    {
+      url: env.MAILROOM_REDIS_URL ? s.MAILROOM_REDIS_URL : undefined,
+      cluster: s.MAILROOM_REDIS_CLUSTER,
+      sentinels: s.MAILROOM_REDIS_SENTINELS,
+      sentinelName: s.MAILROOM_REDIS_SENTINEL_NAME,
+      username: s.MAILROOM_REDIS_USERNAME,
+      password: s.MAILROOM_REDIS_PASSWORD,
+      tls: s.MAILROOM_REDIS_TLS,
+      sentinelPassword: s.MAILROOM_REDIS_SENTINEL_PASSWORD,
+    },
+    issues,
+  );
+  if (issues.length > 0 || redis === undefined) throw new ConfigError(issues);
 
   const envRelay: RelayConfig = {
     name: s.MAILROOM_RELAY_NAME,
@@ -389,6 +439,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
         });
   return Object.freeze({
     redisUrl: s.MAILROOM_REDIS_URL,
+    redis: Object.freeze(redis),
     prefix: s.MAILROOM_QUEUE_PREFIX,
     concurrency: s.MAILROOM_WORKER_CONCURRENCY,
     relay: routing.relays[0]!,
@@ -403,6 +454,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     ambiguityPolicy: s.MAILROOM_AMBIGUITY_POLICY,
     ledgerRetentionSeconds: s.MAILROOM_LEDGER_RETENTION_SECONDS,
     reconcileIntervalMs: s.MAILROOM_RECONCILE_INTERVAL_MS,
+    campaignHighWater: s.MAILROOM_CAMPAIGN_HIGH_WATER,
     watchdogMs: s.MAILROOM_WATCHDOG_MS,
     redisAllowUnsafe: s.MAILROOM_REDIS_ALLOW_UNSAFE,
     http:

@@ -14,6 +14,7 @@ export { retryDelayMs, nextAttemptDelayMs } from './retry-policy.js';
 export { runWorkerFromEnv } from './main.js';
 export { VERSION } from './version.js';
 export { Reconciler, type ReconcileReport } from './reconciler.js';
+export { CampaignFeeder, type CampaignFeederOptions, type FeedReport } from './campaign-feeder.js';
 export { startQueueGauges, type QueueGauges, type QueueGaugesOptions } from './queue-gauges.js';
 export { Watchdog } from './watchdog.js';
 export { checkRedisDurability, assertRedisDurable } from './redis-guard.js';

@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { WorkerMetrics } from '@mailroom/metrics';
-import { MAIL_QUEUE, SEND_JOB, type Ledger, type MailQueue } from '@mailroom/queue';
+import {
+  MAIL_QUEUE,
+  SEND_JOB,
+  chunkOfBatchJob,
+  mailroomKeys,
+  type Ledger,
+  type MailQueue,
+} from '@mailroom/queue';
 import type { Logger } from './logger.js';
 
 export interface ReconcilerOptions {
@@ -128,18 +135,39 @@ export class Reconciler {
         const batch = (replies[3 * i]?.[1] as (string | null)[] | undefined)?.[2];
         if (batch) batchOf.set(id, batch);
       });
+      const unqueued = await this.chunksWithoutJobs(batchOf);
       const batches = [...new Set(batchOf.values())];
       const liveBatches = new Set<string>();
+      /**
+       * A batch member's state and own job, read again together with its batch: the batch may have
+       * finished (and been removed) since the first read, and its members are terminal before that.
+       */
+      const fresh = new Map<string, { state: string | null; hasJob: boolean; jobFinished: boolean }>();
       if (batches.length > 0) {
         const check = this.o.redis.multi();
         for (const b of batches)
           check
             .hget(`${this.o.prefix}:${MAIL_QUEUE}:${b}`, 'finishedOn')
             .exists(`${this.o.prefix}:${MAIL_QUEUE}:${b}`);
+        const members = [...batchOf.keys()];
+        for (const id of members) {
+          check
+            .hget(ledger.key(id), 'state')
+            .exists(`${this.o.prefix}:${MAIL_QUEUE}:${id}`)
+            .hget(`${this.o.prefix}:${MAIL_QUEUE}:${id}`, 'finishedOn');
+        }
         const found = (await check.exec()) ?? [];
         batches.forEach((b, i) => {
           const finished = (found[2 * i]?.[1] ?? null) !== null;
           if (!finished && Number(found[2 * i + 1]?.[1] ?? 0) === 1) liveBatches.add(b);
+        });
+        const base = 2 * batches.length;
+        members.forEach((id, i) => {
+          fresh.set(id, {
+            state: (found[base + 3 * i]?.[1] ?? null) as string | null,
+            hasJob: Number(found[base + 3 * i + 1]?.[1] ?? 1) === 1,
+            jobFinished: (found[base + 3 * i + 2]?.[1] ?? null) !== null,
+          });
         });
       }
       const requeue: string[] = [];
@@ -147,11 +175,13 @@ export class Reconciler {
       /** Jobs BullMQ gave up on (stalled too often, unexpected errors) while the message is not finished. */
       const failedJobs: string[] = [];
       ids.forEach((id, i) => {
-        const [state, acceptedAt] = (replies[3 * i]?.[1] as (string | null)[] | undefined) ?? [];
+        const [firstState, acceptedAt] = (replies[3 * i]?.[1] as (string | null)[] | undefined) ?? [];
         const batch = batchOf.get(id);
-        if (batch !== undefined && liveBatches.has(batch)) return;
-        const hasJob = Number(replies[3 * i + 1]?.[1] ?? 1) === 1;
-        const jobFinished = (replies[3 * i + 2]?.[1] ?? null) !== null;
+        if (batch !== undefined && (liveBatches.has(batch) || unqueued.has(batch))) return;
+        const again = fresh.get(id);
+        const state = again ? again.state : firstState;
+        const hasJob = again ? again.hasJob : Number(replies[3 * i + 1]?.[1] ?? 1) === 1;
+        const jobFinished = again ? again.jobFinished : (replies[3 * i + 2]?.[1] ?? null) !== null;
         if (!state) return;
         if (hasJob && jobFinished && (state === 'queued' || state === 'sending')) {
           failedJobs.push(id);
@@ -199,5 +229,30 @@ export class Reconciler {
     report.overdue = await ledger.overdue(now - this.o.overdueGraceMs);
     if (report.expired > 0 || report.enqueueFailed > 0) logger.info(report, 'reconcile pass');
     return report;
+  }
+
+  /**
+   * Batch jobs the campaign feeder has not added yet: their chunk's records exist, its jobs come next (or,
+   * after a feeder crash, from the next feeder pass). Their members are the feeder's to queue, not
+   * missing jobs to repair.
+   */
+  private async chunksWithoutJobs(batchOf: ReadonlyMap<string, string>): Promise<Set<string>> {
+    const chunkOf = new Map<string, { campaign: string; chunk: number }>();
+    for (const batch of new Set(batchOf.values())) {
+      const owner = chunkOfBatchJob(batch);
+      if (owner) chunkOf.set(batch, owner);
+    }
+    const campaigns = [...new Set([...chunkOf.values()].map((c) => c.campaign))];
+    if (campaigns.length === 0) return new Set();
+    const read = this.o.redis.pipeline();
+    for (const c of campaigns) read.hget(mailroomKeys(this.o.prefix).campaign(c), 'queued');
+    const replies = (await read.exec()) ?? [];
+    const queuedUpTo = new Map(campaigns.map((c, i) => [c, replies[i]?.[1] as string | null | undefined]));
+    const out = new Set<string>();
+    for (const [batch, { campaign, chunk }] of chunkOf) {
+      const queued = queuedUpTo.get(campaign);
+      if (typeof queued === 'string' && chunk >= Number(queued)) out.add(batch);
+    }
+    return out;
   }
 }

@@ -1,5 +1,4 @@
 import { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { createWorkerMetrics, type WorkerMetrics } from '@mailroom/metrics';
 import { ConfigError, classifySmtpOutcome } from '@mailroom/core';
@@ -10,7 +9,13 @@ import {
   MAIL_QUEUE,
   RateLimiter,
   SuppressionStore,
+  asStoreConnection,
   createMailQueue,
+  createRedisConnection,
+  describeRedisTarget,
+  isClusterConnection,
+  redisConnectionReady,
+  redisServers,
   type MailJobData,
 } from '@mailroom/queue';
 import { PipeliningSender, SmtpSendError, createSender } from '@mailroom/smtp';
@@ -26,6 +31,7 @@ import {
   type MailJobResult,
 } from './mail-processor.js';
 import { Reconciler } from './reconciler.js';
+import { CampaignFeeder } from './campaign-feeder.js';
 import { checkRedisDurability } from './redis-guard.js';
 import { RelayCircuit } from './relay-circuit.js';
 import { RelayRouter } from './relay-router.js';
@@ -86,13 +92,32 @@ export async function startWorkerService(
     }
   }
 
-  // Workers keep retrying Redis forever (BullMQ requires maxRetriesPerRequest: null for its blocking calls).
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, connectionName: 'mailroom:worker' });
+  // Workers keep retrying Redis forever (BullMQ requires maxRetriesPerRequest: null for its blocking calls);
+  // on a cluster they ride through a failover the same way (see createRedisConnection).
+  const connection = createRedisConnection(config.redis, {
+    maxRetriesPerRequest: null,
+    connectionName: 'mailroom:worker',
+  });
+  const redis = asStoreConnection(connection);
   redis.on('error', (err) => logger.warn({ err: { message: err.message } }, 'redis connection error'));
+  redis.on('node error', (err: Error, node: string) =>
+    logger.warn({ err: { message: err.message }, node }, 'redis cluster node error'),
+  );
   redis.on('ready', () => metrics.redisConnected.set(1));
   redis.on('close', () => metrics.redisConnected.set(0));
 
-  const durability = await checkRedisDurability(redis);
+  // Every server must keep Mailroom's data; on a cluster that is every node (a replica becomes a master).
+  if (isClusterConnection(connection)) await redisConnectionReady(connection);
+  const durability = (
+    await Promise.all(
+      redisServers(connection).map(async (server) => {
+        const issues = await checkRedisDurability(server);
+        if (!isClusterConnection(connection)) return issues;
+        const at = `${server.options.host ?? ''}:${server.options.port ?? ''}`;
+        return issues.map((i) => ({ field: `${i.field} (${at})`, message: i.message }));
+      }),
+    )
+  ).flat();
   if (durability.length > 0) {
     if (!config.redisAllowUnsafe) {
       redis.disconnect();
@@ -302,6 +327,17 @@ export async function startWorkerService(
           overdueGraceMs,
         })
       : undefined;
+  const feeder =
+    config.campaignHighWater > 0
+      ? new CampaignFeeder({
+          redis,
+          queue,
+          chunks: campaigns.chunks,
+          prefix: config.prefix,
+          logger,
+          highWater: config.campaignHighWater,
+        })
+      : undefined;
   const onStuck =
     deps.onStuck ??
     ((idleMs: number, waiting: number) => {
@@ -327,6 +363,7 @@ export async function startWorkerService(
   void worker.run().catch((err: unknown) => logger.fatal({ err }, 'worker stopped unexpectedly'));
   await worker.waitUntilReady();
   reconciler?.start();
+  feeder?.start();
   watchdog?.start();
   logger.info(
     {
@@ -334,6 +371,7 @@ export async function startWorkerService(
       concurrency: config.concurrency,
       http: http?.url,
       prefix: config.prefix,
+      redis: describeRedisTarget(config.redis),
     },
     'worker started',
   );
@@ -346,6 +384,7 @@ export async function startWorkerService(
       router.stop();
       watchdog?.stop();
       await reconciler?.stop();
+      await feeder?.stop();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), timeoutMs);

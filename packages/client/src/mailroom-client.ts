@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import {
   NotFoundError,
   ValidationError,
@@ -21,6 +21,7 @@ import {
   SEND_JOB,
   createMailQueue,
   type AcceptEntry,
+  type AcceptOutcome,
   type AttachmentRef,
   type MailQueue,
   type MailPayload,
@@ -36,6 +37,10 @@ import {
   suppressionScopeOf,
   type SuppressionEntry,
   type SuppressionReason,
+  asStoreConnection,
+  createRedisConnection,
+  type RedisConnection,
+  type RedisConnectionSpec,
 } from '@mailroom/queue';
 import {
   uploadCampaign,
@@ -46,10 +51,11 @@ import {
 
 export interface MailroomClientOptions {
   /**
-   * Redis URL (`redis://host:port/db`, `rediss://` for TLS), or an ioredis client you configured yourself
-   * (Sentinel, TLS options); a client you pass stays yours and is not closed by close().
+   * Redis URL (`redis://host:port/db`, `rediss://` for TLS), a cluster or Sentinel spec (see
+   * createRedisConnection), or an ioredis Redis or Cluster client you configured yourself; a client you pass
+   * stays yours and is not closed by close().
    */
-  redis: string | Redis;
+  redis: string | RedisConnectionSpec | Redis | Cluster;
   /** Key prefix with a Redis Cluster hash tag (default `{mailroom}`); workers must use the same. */
   prefix?: string;
   /** Largest accepted message in bytes, as encoded MIME (default 10 MiB). */
@@ -113,6 +119,8 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
  * and a receipt is returned only once the message is durably in the queue.
  */
 export class MailroomClient {
+  private readonly connection: RedisConnection;
+  /** The connection as the stores' type (see asStoreConnection). */
   private readonly redis: Redis;
   private readonly ownsRedis: boolean;
   private readonly queue: MailQueue;
@@ -129,15 +137,19 @@ export class MailroomClient {
 
   constructor(private readonly options: MailroomClientOptions) {
     const prefix = options.prefix ?? DEFAULT_PREFIX;
-    if (options.redis instanceof Redis) {
-      this.redis = options.redis;
+    if (options.redis instanceof Redis || options.redis instanceof Cluster) {
+      this.connection = options.redis;
       this.ownsRedis = false;
     } else {
       // Producers fail fast when Redis is unreachable instead of queueing commands in memory.
-      this.redis = new Redis(options.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-      this.redis.on('error', () => undefined); // surfaced by the commands that fail
+      this.connection = createRedisConnection(options.redis, {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+      });
+      this.connection.on('error', () => undefined); // surfaced by the commands that fail
       this.ownsRedis = true;
     }
+    this.redis = asStoreConnection(this.connection);
     this.queue = createMailQueue(this.redis, { prefix });
     // Connection errors reach the caller through the operation that failed; no stray logging from here.
     this.queue.on('error', () => undefined);
@@ -181,18 +193,18 @@ export class MailroomClient {
    * rather than wait for Redis). Every operation calls it.
    */
   async ready(): Promise<void> {
-    if (this.redis.status === 'ready') return;
+    if (this.connection.status === 'ready') return;
     await new Promise<void>((resolve, reject) => {
       const onReady = () => {
-        this.redis.off('error', onError);
+        this.connection.off('error', onError);
         resolve();
       };
       const onError = (err: Error) => {
-        this.redis.off('ready', onReady);
+        this.connection.off('ready', onReady);
         reject(err);
       };
-      this.redis.once('ready', onReady);
-      this.redis.once('error', onError);
+      this.connection.once('ready', onReady);
+      this.connection.once('error', onError);
     });
   }
 
@@ -325,8 +337,9 @@ export class MailroomClient {
    */
   async cancelCampaign(id: string): Promise<number> {
     await this.ready();
-    await this.campaigns.setState(id, 'cancelled');
-    let cancelled = 0;
+    // Recipients still in the campaign's chunks (never materialised) end in bulk here; those with a ledger
+    // record are ended one by one below.
+    let cancelled = await this.campaigns.cancel(id);
     for await (const ids of this.campaigns.members(id)) {
       const ended = await this.ledger.finish(ids, 'cancelled', 'campaign_cancelled', {
         from: ['accepted', 'queued'],
@@ -338,7 +351,7 @@ export class MailroomClient {
 
   async close(): Promise<void> {
     await this.queue.close();
-    if (this.ownsRedis) this.redis.disconnect();
+    if (this.ownsRedis) this.connection.disconnect();
   }
 
   private async enqueue(
@@ -395,9 +408,9 @@ export class MailroomClient {
       };
     });
     const outcomes = await this.ledger.accept(entries);
-    const fresh = payloads.filter((_, i) => outcomes[i]?.status === 'new');
-    if (fresh.length > 0) {
-      const ids = fresh.map((p) => p.id);
+    const ids = payloads.filter((_, i) => outcomes[i]?.status === 'new').map((p) => p.id);
+    ids.push(...(await this.strandedDuplicates(outcomes)));
+    if (ids.length > 0) {
       try {
         await this.queue.addBulk(
           ids.map((id) => ({ name: SEND_JOB, data: { id }, opts: { jobId: id } }) as const),
@@ -426,6 +439,20 @@ export class MailroomClient {
         status: 'duplicate',
       };
     });
+  }
+
+  /**
+   * Duplicates whose record is still `accepted`: an earlier call with the same idempotency key recorded them
+   * and then lost Redis before their jobs were written (or before it could end them `failed`). A retry is how
+   * the producer finishes that enqueue, so their jobs are added here. The job id is the message id, so a job
+   * another call is adding at the same moment is not added twice, and the worker's claim refuses a message
+   * that has already left `accepted`/`queued`.
+   */
+  private async strandedDuplicates(outcomes: readonly AcceptOutcome[]): Promise<string[]> {
+    const ids = outcomes.filter((o) => o.status === 'duplicate').map((o) => o.id);
+    if (ids.length === 0) return [];
+    const states = await this.ledger.states(ids);
+    return ids.filter((_, i) => states[i] === 'accepted');
   }
 
   /**

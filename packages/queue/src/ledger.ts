@@ -14,6 +14,7 @@ import {
   RECORD_OUTCOME,
 } from './ledger-scripts.js';
 import { LuaScript } from './lua-script.js';
+import { unmaterialisedMemberStatus } from './campaign-member-status.js';
 
 const scripts = {
   accept: new LuaScript('acceptMessages', ACCEPT_MESSAGES),
@@ -197,11 +198,14 @@ export class Ledger {
         ended: new Set(),
       };
     }
-    const tx = this.redis.multi().eval(ACCEPT_MESSAGES, 0, ...args);
+    // The prefix is declared as each script's key (the scripts read only ARGV) so that on a Redis Cluster the
+    // transaction goes to the master of the prefix's hash slot, as LuaScript.run does for single scripts.
+    const tx = this.redis.multi().eval(ACCEPT_MESSAGES, 1, this.prefix, ...args);
     for (const [reason, ids] of byReason) {
       tx.eval(
         FINISH_MESSAGES,
-        0,
+        1,
+        this.prefix,
         this.prefix,
         now,
         'suppressed',
@@ -305,7 +309,20 @@ export class Ledger {
     return reply;
   }
 
+  /**
+   * The message's state and attempts. A campaign member still in its compact chunk (never materialised)
+   * has no record yet: its status is answered from the campaign (queued, or ended in bulk).
+   */
   async status(id: string): Promise<MessageStatus | undefined> {
+    const found = await this.recordStatus(id);
+    if (found) return found;
+    const member = await unmaterialisedMemberStatus(this.redis, this.prefix, id);
+    if (member?.kind === 'status') return member.status;
+    // Materialised between the two reads: the record is there now.
+    return member?.kind === 'materialised' ? this.recordStatus(id) : undefined;
+  }
+
+  private async recordStatus(id: string): Promise<MessageStatus | undefined> {
     const [record, log] = await Promise.all([
       this.redis.hgetall(this.key(id)),
       this.redis.lrange(`${this.key(id)}:log`, 0, -1),

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
+import type { RedisConnection } from '@mailroom/queue';
 import type { WebhookEndpoint } from './webhook-config.js';
 import { WebhookDispatcher, type WebhookRetryOptions } from './webhook-dispatcher.js';
 import { WebhookEmitter, type WebhookEmitterOptions } from './webhook-emitter.js';
@@ -9,7 +9,7 @@ import { createWebhookQueue, type WebhookQueue } from './webhook-queue.js';
 
 export interface WebhooksOptions {
   /** The process's Redis connection (`maxRetriesPerRequest: null`, as workers use). */
-  redis: Redis;
+  redis: RedisConnection;
   /** Queue prefix with its hash tag (`MAILROOM_QUEUE_PREFIX`). */
   prefix: string;
   endpoints: readonly WebhookEndpoint[];

@@ -1,5 +1,5 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@mailroom/queue';
 import type { WebhookEndpoint } from './webhook-config.js';
 import { LogThrottle, silentWebhookLogger, type WebhookLogger } from './webhook-logger.js';
 import type { WebhookMetrics } from './webhook-metrics.js';
@@ -31,7 +31,7 @@ export interface WebhookRetryOptions {
 
 export interface WebhookDispatcherOptions {
   /** The worker's Redis connection (BullMQ opens its blocking connection beside it). */
-  connection: Redis;
+  connection: RedisConnection;
   /** The queue prefix with its hash tag, as for the mail queue. */
   prefix: string;
   endpoints: readonly WebhookEndpoint[];

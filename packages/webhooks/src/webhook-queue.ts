@@ -1,7 +1,6 @@
 import { Queue, type DefaultJobOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { assertPrefix } from '@mailroom/queue';
+import { assertPrefix, type RedisConnection } from '@mailroom/queue';
 import { webhookBodySchema, type WebhookEvent } from './webhook-event.js';
 
 /** The queue of webhook deliveries, under the same hash-tagged prefix as the mail queue. */
@@ -47,7 +46,7 @@ export const webhookJobOptions: DefaultJobOptions = Object.freeze({
 
 export type WebhookQueue = Queue<WebhookJobData, unknown, typeof WEBHOOK_JOB>;
 
-export function createWebhookQueue(connection: Redis, options: { prefix: string }): WebhookQueue {
+export function createWebhookQueue(connection: RedisConnection, options: { prefix: string }): WebhookQueue {
   assertPrefix(options.prefix);
   return new Queue<WebhookJobData, unknown, typeof WEBHOOK_JOB>(WEBHOOK_QUEUE, {
     connection,

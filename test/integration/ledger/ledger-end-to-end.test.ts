@@ -62,6 +62,37 @@ describe('ledger end to end: idempotency, status, cancel, re-drive, reconciler',
     assert.equal(sink.messages.filter((m) => m.rcptTo.includes('ok-idem@example.test')).length, 1);
   });
 
+  it('a retry with the same idempotency key finishes an enqueue whose job write was lost', async () => {
+    const input = message('ok-stranded@example.test');
+    const key = 'order-5678-stranded';
+    // The first call records the message, then loses Redis for the job write and for ending it failed.
+    const cut = testClient(redis);
+    const parts = cut as unknown as {
+      queue: { addBulk: () => Promise<never> };
+      ledger: { finish: () => Promise<never> };
+    };
+    parts.queue.addBulk = () => Promise.reject(new Error('Connection is closed.'));
+    parts.ledger.finish = () => Promise.reject(new Error('Connection is closed.'));
+    await assert.rejects(cut.send(input, { idempotencyKey: key }), /Connection is closed/);
+    await cut.close();
+    const pending = await jobs.ledger.pending({ limit: 1000 });
+    const states = await jobs.ledger.states(pending);
+    const accepted = pending.filter((_, i) => states[i] === 'accepted');
+    assert.equal(accepted.length, 1, 'the message was left recorded as accepted');
+    const stranded = accepted[0]!;
+    assert.equal(await jobs.job(stranded), undefined);
+
+    const retry = await client.send(input, { idempotencyKey: key });
+    assert.equal(retry.id, stranded);
+    assert.equal(retry.duplicate, true);
+    assert.equal((await jobs.finished(stranded)).state, 'delivered', 'the retry gave it its job');
+    assert.equal(sink.messages.filter((m) => m.rcptTo.includes('ok-stranded@example.test')).length, 1);
+    const again = await client.send(input, { idempotencyKey: key });
+    assert.equal(again.id, stranded, 'a later retry changes nothing');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(sink.messages.filter((m) => m.rcptTo.includes('ok-stranded@example.test')).length, 1);
+  });
+
   it('status() reports state, attempts and the relay replies', async () => {
     const receipt = await client.send(message('temp451-1-status@example.test'));
     const status = await jobs.finished(receipt.id);

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import type { MailroomClient, SendReceipt } from '@mailroom/client';
 import { ValidationError, type MessageState } from '@mailroom/core';
-import type { CampaignStore, Ledger } from '@mailroom/queue';
+import { campaignMemberOf, type CampaignStore, type Ledger } from '@mailroom/queue';
 import { ApiError } from '../api-error.js';
 import { assertSendersAllowed } from '../authenticate.js';
 import type { ApiLimits } from '../config.js';
@@ -220,14 +220,22 @@ export const messageRoutes: FastifyPluginCallbackZod<MessageRoutesOptions> = (ap
     },
   );
 
-  /** The From of a message still holding its payload (its campaign's template From for a campaign member). */
+  /**
+   * The From of a message still holding its payload, or its campaign's template From for a campaign member
+   * (one still in its campaign's chunks has no ledger record: its id names the campaign).
+   */
   async function senderOf(id: string): Promise<unknown> {
     const payload = await options.ledger.payload(id);
-    if (payload === undefined) return undefined;
-    const data = JSON.parse(payload) as { from?: unknown; campaign?: unknown };
-    if (data.from !== undefined) return data.from;
-    if (typeof data.campaign !== 'string') return undefined;
-    const template = await options.campaigns.template(data.campaign);
+    let campaign: unknown;
+    if (payload === undefined) {
+      campaign = campaignMemberOf(id)?.campaign;
+    } else {
+      const data = JSON.parse(payload) as { from?: unknown; campaign?: unknown };
+      if (data.from !== undefined) return data.from;
+      campaign = data.campaign;
+    }
+    if (typeof campaign !== 'string') return undefined;
+    const template = await options.campaigns.template(campaign);
     return template === undefined ? undefined : (JSON.parse(template) as { from?: unknown }).from;
   }
   done();

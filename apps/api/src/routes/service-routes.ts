@@ -59,7 +59,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRoutesOptions> = async 
       // (cancel and re-drive go through the API or the CLI instead).
       queues: [new BullMQAdapter(queue, { readOnlyMode: true })],
       // @bull-board/fastify carries its own copy of @bull-board/api; the two declare the same adapter shape.
-      serverAdapter: serverAdapter as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'],
+      serverAdapter: serverAdapter,
       options: { uiConfig: { boardTitle: 'Mailroom' } },
     });
     // The UI's plugin answers its own errors: in the API's error shape, never with an internal message.
