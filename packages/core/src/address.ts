@@ -309,6 +309,20 @@ function localPartProblem(local: string): string | undefined {
  * conversion would otherwise percent-decode or map them into something else (`a%41.example`).
  */
 function toAsciiDomain(domain: string): Result<string> {
+  // A list of recipients names the same few domains again and again: remember recent answers.
+  const known = recentDomains.get(domain);
+  if (known !== undefined) return known;
+  const result = convertDomain(domain);
+  if (recentDomains.size >= RECENT_DOMAINS_MAX) recentDomains.clear();
+  recentDomains.set(domain, result);
+  return result;
+}
+
+/** Most domains toAsciiDomain remembers; past it the memory starts again (a bound, not an LRU). */
+const RECENT_DOMAINS_MAX = 10_000;
+const recentDomains = new Map<string, Result<string>>();
+
+function convertDomain(domain: string): Result<string> {
   if (domain === '') return { problem: 'domain is empty' };
   if (domain.startsWith('[')) return { problem: 'domain literals ([address]) are not supported' };
   for (const c of domain) {
