@@ -76,7 +76,7 @@ export async function buildApiApp(deps: ApiAppDeps): Promise<FastifyInstance> {
     requestTimeout: config.limits.requestTimeoutMs,
     // Unsubscribe tokens carry the address, list and scope (up to about 500 characters for a 254-octet
     // address); Fastify's default limit on a path parameter is 100.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     logger:
