@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import type { Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { MailroomClient } from '@mailroom/client';
+import { startWebhooks, type Webhooks } from '@mailroom/webhooks';
 import { buildApiApp } from './app.js';
 import { isLoopback, type ApiConfig } from './config.js';
 import { createApiRedis, waitForRedis } from './redis-connection.js';
@@ -18,6 +19,8 @@ export interface ApiServer {
   /** `http://host:port` the API listens on. */
   readonly url: string;
   readonly app: FastifyInstance;
+  /** The webhook emitter's side (MAILROOM_WEBHOOKS_FILE): events are queued here, delivered by the workers. */
+  readonly webhooks?: Webhooks;
   /**
    * Stops taking requests, lets those in flight finish (at most `timeoutMs`, default the configured shutdown
    * timeout; then their connections are closed), and closes Redis.
@@ -36,15 +39,30 @@ export async function startApiServer(config: ApiConfig, options: ApiServerOption
     idempotencyWindowSeconds: config.idempotencyWindowSeconds,
     retentionSeconds: config.retentionSeconds,
   });
+  const registry = options.registry ?? new Registry();
   let app: FastifyInstance;
+  let webhooks: Webhooks | undefined;
   try {
     app = await buildApiApp({
       config,
       redis,
       client,
       logger: options.logger ?? { level: config.logLevel },
-      ...(options.registry === undefined ? {} : { registry: options.registry }),
+      registry,
+      // Started below, before the API listens (it logs with the app's logger).
+      ...(config.webhooks.length > 0 ? { webhooks: { emit: (event) => webhooks?.emitter.emit(event) } } : {}),
     });
+    // `unsubscribed` events are only queued here; the workers' dispatchers deliver them.
+    if (config.webhooks.length > 0) {
+      webhooks = await startWebhooks({
+        redis,
+        prefix: config.prefix,
+        endpoints: config.webhooks,
+        registry,
+        logger: app.log.child({ component: 'webhooks' }),
+        dispatch: false,
+      });
+    }
     if (!(await waitForRedis(redis, options.redisWaitMs ?? 5000))) {
       app.log.warn('redis is not reachable yet: answering 503 until it is');
     }
@@ -56,6 +74,7 @@ export async function startApiServer(config: ApiConfig, options: ApiServerOption
     }
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
+    await webhooks?.close(1000).catch(() => undefined);
     await client.close().catch(() => undefined);
     redis.disconnect();
     throw err;
@@ -66,6 +85,7 @@ export async function startApiServer(config: ApiConfig, options: ApiServerOption
   return {
     url: `http://${host}:${address.port}`,
     app,
+    ...(webhooks === undefined ? {} : { webhooks }),
     close(timeoutMs = config.shutdownTimeoutMs) {
       closing ??= (async () => {
         let timer: NodeJS.Timeout | undefined;
@@ -77,6 +97,8 @@ export async function startApiServer(config: ApiConfig, options: ApiServerOption
         });
         await Promise.race([app.close(), deadline]);
         clearTimeout(timer);
+        // The events of the last requests are written before the connection goes.
+        await webhooks?.close().catch(() => undefined);
         await client.close().catch(() => undefined);
         redis.disconnect();
       })();

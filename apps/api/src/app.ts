@@ -11,6 +11,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { MailroomClient } from '@mailroom/client';
 import { CampaignStore, Ledger } from '@mailroom/queue';
+import type { WebhookEmitter } from '@mailroom/webhooks';
 import { ApiError } from './api-error.js';
 import { createApiMetrics } from './api-metrics.js';
 import { ApiKeyStore } from './api-key-store.js';
@@ -40,6 +41,8 @@ export interface ApiAppDeps {
   readonly client: MailroomClient;
   /** Where /metrics' numbers live (default: a new registry). */
   readonly registry?: Registry;
+  /** Queues webhook events (`unsubscribed`) when MAILROOM_WEBHOOKS_FILE is set; never waits, never throws. */
+  readonly webhooks?: Pick<WebhookEmitter, 'emit'>;
   /** Log level and destination (default: `info` to stdout); false for no logs. */
   readonly logger?: { readonly level: string; readonly stream?: NodeJS.WritableStream } | false;
 }
@@ -206,7 +209,11 @@ export async function buildApiApp(deps: ApiAppDeps): Promise<FastifyInstance> {
   });
   await app.register(suppressionRoutes, { client });
   if (config.unsubscribeSecrets.length > 0) {
-    await app.register(unsubscribeRoutes, { client, secrets: config.unsubscribeSecrets });
+    await app.register(unsubscribeRoutes, {
+      client,
+      secrets: config.unsubscribeSecrets,
+      ...(deps.webhooks === undefined ? {} : { webhooks: deps.webhooks }),
+    });
   }
   return app;
 }

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError, MAX_ATTACHMENTS, MAX_EXTRA_HEADERS, type FieldIssue } from '@mailroom/core';
 import { parseRedisNodes, readRedisConnectionSpec, type RedisConnectionSpec } from '@mailroom/queue';
+import { loadWebhookConfig, type WebhookEndpoint } from '@mailroom/webhooks';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -140,6 +141,9 @@ export const apiSettings = {
       doc: 'Secrets that verify one-click unsubscribe tokens (the first is the one mail is signed with; older ones stay listed until their mail is old). Unset: /u/:token is not served. Never logged.',
     },
   ),
+  MAILROOM_WEBHOOKS_FILE: setting(z.string().min(1), {
+    doc: 'The webhook endpoints file of the workers (docs/webhooks.md): an unsubscribe at /u/:token queues an `unsubscribed` event for the endpoints that take it; the workers deliver it. Unset: no events.',
+  }),
   MAILROOM_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), {
     default: 'info',
     doc: 'Log level. API keys and Authorization headers are never logged; recipient addresses never at info.',
@@ -189,6 +193,8 @@ export interface ApiConfig {
   readonly docsUi: boolean;
   /** Secrets verifying one-click unsubscribe tokens; empty: /u/:token is not served. */
   readonly unsubscribeSecrets: readonly string[];
+  /** Webhook endpoints (MAILROOM_WEBHOOKS_FILE) the API queues `unsubscribed` events for; empty: none. */
+  readonly webhooks: readonly WebhookEndpoint[];
   readonly logLevel: string;
 }
 
@@ -215,7 +221,16 @@ export function loadApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
     },
     issues,
   );
-  if (redis === undefined) throw new ConfigError(issues);
+  let webhooks: readonly WebhookEndpoint[] = [];
+  if (s.MAILROOM_WEBHOOKS_FILE !== undefined) {
+    try {
+      webhooks = loadWebhookConfig(s.MAILROOM_WEBHOOKS_FILE, env);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      issues.push(...err.issues);
+    }
+  }
+  if (redis === undefined || issues.length > 0) throw new ConfigError(issues);
   return Object.freeze({
     redisUrl: s.MAILROOM_REDIS_URL,
     redis: Object.freeze(redis),
@@ -243,6 +258,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
     queueUi: s.MAILROOM_API_QUEUE_UI,
     docsUi: s.MAILROOM_API_DOCS_UI,
     unsubscribeSecrets: Object.freeze([...(s.MAILROOM_UNSUBSCRIBE_SECRETS ?? [])]),
+    webhooks,
     logLevel: s.MAILROOM_LOG_LEVEL,
   });
 }

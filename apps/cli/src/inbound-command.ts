@@ -30,6 +30,13 @@ import {
   type RedisConnectionSpec,
 } from '@mailroom/queue';
 import {
+  feedbackWebhookEvent,
+  loadWebhookConfig,
+  startWebhooks,
+  type WebhookEndpoint,
+  type Webhooks,
+} from '@mailroom/webhooks';
+import {
   REDACT_PATHS,
   VERSION,
   loadSettings,
@@ -127,6 +134,9 @@ const inboundSettings = {
       doc: 'Recipient domains with their own `domain` label, the same list as the workers use.',
     },
   ),
+  MAILROOM_WEBHOOKS_FILE: setting(z.string().min(1), {
+    doc: 'The webhook endpoints file of the workers (docs/webhooks.md): `bounced` (a bounce after sending) and `complained` events are queued for the endpoints that take them; the workers deliver them. Unset: no events.',
+  }),
   MAILROOM_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), {
     default: 'info',
     doc: 'Log level. Recipient addresses appear only at `debug` and below.',
@@ -155,6 +165,8 @@ export interface InboundConfig {
   readonly tls?: { readonly key: string; readonly cert: string };
   readonly http: { readonly host: string; readonly port: number; readonly metricsToken?: string } | null;
   readonly metricDomains: readonly string[];
+  /** Webhook endpoints (MAILROOM_WEBHOOKS_FILE); empty: no events are emitted. */
+  readonly webhooks: readonly WebhookEndpoint[];
   readonly logLevel: string;
 }
 
@@ -233,6 +245,15 @@ export function loadInboundConfig(env: NodeJS.ProcessEnv): InboundConfig {
     },
     issues,
   );
+  let webhooks: readonly WebhookEndpoint[] = [];
+  if (s.MAILROOM_WEBHOOKS_FILE !== undefined) {
+    try {
+      webhooks = loadWebhookConfig(s.MAILROOM_WEBHOOKS_FILE, env);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      issues.push(...err.issues);
+    }
+  }
   if (issues.length > 0 || redis === undefined) throw new ConfigError(issues);
   return Object.freeze({
     redisUrl: s.MAILROOM_REDIS_URL,
@@ -255,6 +276,7 @@ export function loadInboundConfig(env: NodeJS.ProcessEnv): InboundConfig {
             ...(s.MAILROOM_METRICS_TOKEN === undefined ? {} : { metricsToken: s.MAILROOM_METRICS_TOKEN }),
           }),
     metricDomains: Object.freeze([...s.MAILROOM_METRIC_DOMAINS]),
+    webhooks,
     logLevel: s.MAILROOM_LOG_LEVEL,
   });
 }
@@ -265,6 +287,8 @@ export interface InboundService {
   /** `http://host:port` of /healthz, /readyz and /metrics, when enabled. */
   readonly httpUrl?: string;
   readonly registry: Registry;
+  /** The webhook emitter's side (MAILROOM_WEBHOOKS_FILE): events are queued here, delivered by the workers. */
+  readonly webhooks?: Webhooks;
   /** Stops taking mail, lets the reports being recorded finish, closes the listener and Redis. */
   close(): Promise<void>;
 }
@@ -361,12 +385,43 @@ export async function startInbound(config: InboundConfig, deps: { logger: Logger
   const registry = new Registry();
   const metrics = createFeedbackMetrics({ registry, domains: config.metricDomains });
   const recorder = new FeedbackRecorder(redis, { prefix: config.prefix });
+  // `bounced` and `complained` events are only queued here (never waiting for Redis, never failing the
+  // recording); the workers' dispatchers deliver them.
+  let webhooks: Webhooks | undefined;
+  if (config.webhooks.length > 0) {
+    try {
+      webhooks = await startWebhooks({
+        redis,
+        prefix: config.prefix,
+        endpoints: config.webhooks,
+        registry,
+        logger: log.child({ component: 'webhooks' }),
+        dispatch: false,
+      });
+    } catch (err) {
+      redis.disconnect();
+      throw err;
+    }
+  }
+  const emitter = webhooks?.emitter;
   let receiver: FeedbackReceiver;
   try {
     receiver = await startFeedbackReceiver({
       verp: config.verp,
       complaintsAddresses: config.complaintsAddresses,
-      record: (event) => recorder.record(event),
+      record: async (event) => {
+        const recording = await recorder.record(event);
+        if (webhooks !== undefined) {
+          try {
+            const webhookEvent = feedbackWebhookEvent(event, recording);
+            if (webhookEvent !== undefined) emitter?.emit(webhookEvent);
+          } catch (err) {
+            webhooks.metrics.dropped.inc({ reason: 'error' });
+            log.warn({ err: { message: (err as Error).message } }, 'webhook event not emitted');
+          }
+        }
+        return recording;
+      },
       host: config.host,
       port: config.port,
       maxMessageBytes: config.maxMessageBytes,
@@ -377,6 +432,7 @@ export async function startInbound(config: InboundConfig, deps: { logger: Logger
       logger: log.child({ component: 'receiver' }),
     });
   } catch (err) {
+    await webhooks?.close(1000);
     redis.disconnect();
     throw err;
   }
@@ -386,6 +442,7 @@ export async function startInbound(config: InboundConfig, deps: { logger: Logger
       http = await startHttp(config.http, registry, async () => (await redis.ping()) === 'PONG');
     } catch (err) {
       await receiver.close();
+      await webhooks?.close(1000);
       redis.disconnect();
       throw err;
     }
@@ -399,6 +456,7 @@ export async function startInbound(config: InboundConfig, deps: { logger: Logger
       complaintsAddresses: config.complaintsAddresses.length,
       starttls: config.tls !== undefined,
       http: http?.url,
+      webhookEndpoints: config.webhooks.length,
     },
     'inbound started',
   );
@@ -406,10 +464,13 @@ export async function startInbound(config: InboundConfig, deps: { logger: Logger
   return {
     receiver,
     registry,
+    ...(webhooks === undefined ? {} : { webhooks }),
     ...(http === undefined ? {} : { httpUrl: http.url }),
     close: () => {
       closing ??= (async () => {
         await receiver.close();
+        // What the last reports emitted is written before the connection goes.
+        await webhooks?.close();
         if (http) {
           const server = http.server;
           await new Promise<void>((resolve) => {

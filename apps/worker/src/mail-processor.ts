@@ -226,7 +226,9 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     const template = JSON.parse(json) as { from: unknown; tags?: unknown; list?: unknown };
     const tags = Array.isArray(template.tags) ? template.tags.filter((t) => typeof t === 'string') : [];
     const entry = {
-      compiled: compileTemplate(template),
+      compiled: compileTemplate(template, {
+        feedbackId: { campaign, tag: tags[0] ?? (await deps.campaigns.tags(campaign))[0] },
+      }),
       from: parseMailbox(template.from, 'from').address,
       tags,
       list: typeof template.list === 'string' ? template.list : undefined,

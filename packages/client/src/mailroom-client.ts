@@ -402,8 +402,8 @@ export class MailroomClient {
         ...(key === undefined ? {} : { idempotencyKeyHash: hashOf(key) }),
         contentHash: contentHashes[i]!,
         ...(isCampaignMember(p)
-          ? { tags: [campaignTag(p.campaign)], campaign: p.campaign }
-          : { tags: p.tags }),
+          ? { tags: [campaignTag(p.campaign)], campaign: p.campaign, recipient: p.to.address }
+          : { tags: p.tags, recipient: p.to.address, from: p.from.address }),
         ...(hit === undefined ? {} : { suppressedReason: hit.reason }),
       };
     });

@@ -3,10 +3,16 @@ import { compileMergeTemplate, type MergeTemplate } from './merge-template.js';
 import { parseTemplate, type TemplateModel } from './message-template.js';
 import { MessageProgram } from './message-program.js';
 import type { RecipientFields } from './recipient-fields.js';
+import { feedbackIdHeader } from './feedback-id.js';
 
 export interface CompileTemplateOptions {
   /** Largest message accepted, template and every render, as encoded MIME in bytes. Default 10 MiB (core's). */
   readonly maxMessageBytes?: number;
+  /**
+   * Adds Gmail's feedback-loop header to every message, `Feedback-ID: <campaign>:<tag>:<From domain>:mailroom`
+   * (see feedbackIdValue): the campaign id and its first tag (`campaign` when it has none).
+   */
+  readonly feedbackId?: { readonly campaign: string; readonly tag?: string | undefined };
 }
 
 /** A template compiled once; render() builds each recipient's message from precomputed parts. */
@@ -80,6 +86,17 @@ export function compileTemplate(template: unknown, options: CompileTemplateOptio
         ? {}
         : { html: { field: 'html', ...textSource(html) } }),
       headers: model.headers,
+      ...(options.feedbackId === undefined
+        ? {}
+        : {
+            mailroomHeaders: {
+              names: ['Feedback-ID'],
+              lines: feedbackIdHeader({
+                ...options.feedbackId,
+                senderDomain: model.from.address.slice(model.from.address.lastIndexOf('@') + 1),
+              }),
+            },
+          }),
       attachments: model.attachments,
     },
     options.maxMessageBytes,

@@ -6,3 +6,9 @@ export { encodeQuotedPrintable, QP_MAX_LINE_CHARS } from './quoted-printable.js'
 export { encodeTextBody, type EncodedText, type TextTransferEncoding } from './text-body.js';
 export { BOUNDARY_MARKER } from './boundaries.js';
 export * from './dkim/index.js';
+export {
+  FEEDBACK_ID_SENDER_ID,
+  feedbackIdHeader,
+  feedbackIdValue,
+  type FeedbackIdFields,
+} from './feedback-id.js';

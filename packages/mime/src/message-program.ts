@@ -34,6 +34,8 @@ export interface ProgramParts {
   readonly text?: TextSource;
   readonly html?: TextSource;
   readonly headers: readonly (readonly [name: string, value: string])[];
+  /** Header lines Mailroom itself adds after the template's (Feedback-ID), CRLF-terminated. */
+  readonly mailroomHeaders?: { readonly names: readonly string[]; readonly lines: string };
   readonly attachments: readonly Attachment[];
 }
 
@@ -93,6 +95,10 @@ export class MessageProgram {
     for (const [name, value] of parts.headers) {
       names.add(name.toLowerCase());
       extra += extraHeader(name, value, `headers.${name}`, issues) ?? '';
+    }
+    if (parts.mailroomHeaders !== undefined) {
+      for (const name of parts.mailroomHeaders.names) names.add(name.toLowerCase());
+      extra += parts.mailroomHeaders.lines;
     }
     this.templateHeaders = Buffer.from(extra, 'latin1');
     this.templateHeaderNames = names;

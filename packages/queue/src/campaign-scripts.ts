@@ -69,7 +69,8 @@ return { 'ok' }
  * ARGV[5] mode: 'feed' (expire or materialise) or 'expire' (only expire; used for paused campaigns),
  * ARGV[6] the chunk's member ids, 26 characters each, in order (campaignMemberId; '' with 'expire').
  * Each member gets the record the ledger scripts expect (state `queued`, the payload as `data`, its
- * campaign, its batch job id `<campaign>-<k>-<batch>`), a deadline and the campaign's tags; ids and
+ * recipient as `rcpt`, its campaign, its batch job id `<campaign>-<k>-<batch>`), a deadline and the
+ * campaign's tags; ids and
  * Message-IDs are derived from the campaign id and the member's index (campaign-member-ids.ts, given in
  * ARGV[6]), and a record that already exists is left alone. A member whose line is missing (the chunk
  * was lost) gets a record without payload, which the claim ends as `failed` (content_missing).
@@ -136,6 +137,12 @@ for j = 0, count - 1 do
       local vars = {}
       for c = 3, #values do
         if values[c] ~= '' then vars[#vars + 1] = names[c - 2] .. ':' .. values[c] end
+      end
+      -- The recipient stays on the record after the payload is dropped (ledger-scripts.ts: rcpt).
+      local ok, rcpt = pcall(cjson.decode, values[1])
+      if ok and type(rcpt) == 'string' and rcpt ~= '' then
+        fields[#fields + 1] = 'rcpt'
+        fields[#fields + 1] = rcpt
       end
       fields[#fields + 1] = 'data'
       fields[#fields + 1] = head .. mid .. '","messageIdHeader":"' .. header .. '","acceptedAt":' .. atText ..

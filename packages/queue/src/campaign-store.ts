@@ -145,6 +145,12 @@ export class CampaignStore {
     return (await this.redis.hget(this.keys.campaign(id), 'template')) ?? undefined;
   }
 
+  /** The producer's tags of a campaign (chunked campaigns keep them in the hash), in the order given. */
+  async tags(id: string): Promise<string[]> {
+    const joined = await this.redis.hget(this.keys.campaign(id), 'tags');
+    return joined ? joined.split(',').filter((t) => t !== '') : [];
+  }
+
   async state(id: string): Promise<CampaignState | undefined> {
     return ((await this.redis.hget(this.keys.campaign(id), 'state')) ?? undefined) as
       CampaignState | undefined;

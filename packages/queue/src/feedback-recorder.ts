@@ -58,6 +58,16 @@ export interface FeedbackRecording {
   readonly state?: MessageState;
   /** The recipient the event is about: the ledger's when it still holds it, else the report's. */
   readonly recipient?: string;
+  /**
+   * Whom the event can be attributed to, by the same rules as suppression (see FeedbackRecorder): the
+   * ledger's recipient, or the report's when the report is authenticated. Absent when the recipient is not
+   * known or the report cannot be trusted with it (then no `complained` or `bounced` webhook is emitted).
+   */
+  readonly attributedTo?: { readonly address: string; readonly recipientFrom: 'ledger' | 'report' };
+  /** The message's Message-ID header, with angle brackets (for the webhook event). */
+  readonly messageIdHeader?: string;
+  /** The campaign the message belongs to. */
+  readonly campaign?: string;
   /** The suppression entry written for a hard bounce or complaint. */
   readonly suppressed?: {
     readonly scope: string;
@@ -82,6 +92,7 @@ interface LedgerFacts {
   readonly recipient?: string;
   readonly from?: string;
   readonly campaign?: string;
+  readonly messageIdHeader?: string;
   readonly messageIdDomain?: string;
   /** An event of this kind was recorded before. */
   readonly seen: boolean;
@@ -99,8 +110,9 @@ interface LedgerFacts {
  * - Soft bounces and delays are recorded and counted, never suppressed; `unknown` events are counted only.
  *
  * Whom to suppress. Mailroom sends one recipient per message, so the recipient is the ledger's as long as
- * the record holds the payload (until the message is delivered or bounced) or a `rcpt` field; the report's
- * own recipient is only a claim. Once the ledger no longer has it, the report's recipient is used when the
+ * the record holds the payload (until the message is delivered or bounced) or its `rcpt` field (written at
+ * acceptance and kept for the record's retention); the report's own recipient is only a claim. Once the
+ * ledger no longer has it (a record written before `rcpt` was kept), the report's recipient is used when the
  * report is authenticated as far as it can be: linked by a VERP return path whose MAC checked out, or sent
  * to a complaints address. A report linked by Message-ID only (which anyone who saw the message can copy)
  * suppresses nobody unless its recipient is the ledger's. The scope is the message's From domain, from the
@@ -150,10 +162,11 @@ export class FeedbackRecorder {
     const reported = canonicalOrUndefined(input.recipient);
     const recipient = facts.recipient ?? reported;
     const source = cleanSource(input.source);
+    const attribution = attribute(input, facts, reported);
     let suppressed: FeedbackRecording['suppressed'];
     let notSuppressed: SuppressionSkip | undefined;
     if ((input.kind === 'hard_bounce' || input.kind === 'complaint') && !facts.seen) {
-      const decision = await this.suppressionTarget(input, facts, reported);
+      const decision = await this.suppressionTarget(attribution, facts);
       if ('skip' in decision) notSuppressed = decision.skip;
       else {
         await this.suppressions.add(decision.scope, [
@@ -183,6 +196,17 @@ export class FeedbackRecorder {
       result: result === 'duplicate' ? 'duplicate' : 'recorded',
       state: state as MessageState,
       ...(recipient === undefined ? {} : { recipient }),
+      ...('skip' in attribution
+        ? {}
+        : {
+            // As sent (the ledger's spelling), like the worker's events; the report's canonical otherwise.
+            attributedTo: {
+              address: attribution.recipientFrom === 'ledger' ? facts.recipient! : attribution.address,
+              recipientFrom: attribution.recipientFrom,
+            },
+          }),
+      ...(facts.messageIdHeader === undefined ? {} : { messageIdHeader: facts.messageIdHeader }),
+      ...(facts.campaign === undefined ? {} : { campaign: facts.campaign }),
       ...(suppressed === undefined ? {} : { suppressed }),
       ...(notSuppressed === undefined || result === 'duplicate' ? {} : { notSuppressed }),
     };
@@ -227,36 +251,20 @@ export class FeedbackRecorder {
       ...(recipient === undefined ? {} : { recipient }),
       ...(sender === undefined ? {} : { from: sender }),
       ...(campaign ? { campaign } : {}),
+      ...(messageId ? { messageIdHeader: messageId } : {}),
       ...(messageIdDomain ? { messageIdDomain } : {}),
     };
   }
 
   private async suppressionTarget(
-    input: FeedbackInput,
+    attribution: Attribution,
     facts: LedgerFacts,
-    reported: string | undefined,
   ): Promise<
     { scope: string; address: string; recipientFrom: 'ledger' | 'report' } | { skip: SuppressionSkip }
   > {
-    let address: string;
-    let recipientFrom: 'ledger' | 'report';
-    const ledger = canonicalOrUndefined(facts.recipient);
-    if (ledger !== undefined) {
-      if (input.linkedBy !== 'verp' && reported !== undefined && reported !== ledger) {
-        return { skip: 'recipient_mismatch' };
-      }
-      address = ledger;
-      recipientFrom = 'ledger';
-    } else if (reported === undefined) {
-      return { skip: 'no_recipient' };
-    } else if (input.linkedBy === 'verp' || input.toComplaintsAddress === true) {
-      address = reported;
-      recipientFrom = 'report';
-    } else {
-      return { skip: 'unverified' };
-    }
+    if ('skip' in attribution) return attribution;
     const scope = await this.scopeOf(facts);
-    return scope === undefined ? { skip: 'no_scope' } : { scope, address, recipientFrom };
+    return scope === undefined ? { skip: 'no_scope' } : { scope, ...attribution };
   }
 
   /** The sender scope: the From domain (payload, campaign template), else the Message-ID's domain. */
@@ -278,6 +286,30 @@ export class FeedbackRecorder {
       ? facts.messageIdDomain
       : undefined;
   }
+}
+
+type Attribution =
+  | { readonly address: string; readonly recipientFrom: 'ledger' | 'report' }
+  | { readonly skip: Exclude<SuppressionSkip, 'no_scope'> };
+
+/**
+ * Whom a report is about, when that can be trusted: the ledger's recipient (unless a report linked by
+ * Message-ID only names another), else the report's own when the report is authenticated (a VERP return
+ * path whose MAC checked out, or a complaints address).
+ */
+function attribute(input: FeedbackInput, facts: LedgerFacts, reported: string | undefined): Attribution {
+  const ledger = canonicalOrUndefined(facts.recipient);
+  if (ledger !== undefined) {
+    if (input.linkedBy !== 'verp' && reported !== undefined && reported !== ledger) {
+      return { skip: 'recipient_mismatch' };
+    }
+    return { address: ledger, recipientFrom: 'ledger' };
+  }
+  if (reported === undefined) return { skip: 'no_recipient' };
+  if (input.linkedBy === 'verp' || input.toComplaintsAddress === true) {
+    return { address: reported, recipientFrom: 'report' };
+  }
+  return { skip: 'unverified' };
 }
 
 /**

@@ -6,7 +6,10 @@
  * Keys (P = prefix):
  *   P:msg:<id>       hash, one per message: state, acceptedAt, expiresAt, updatedAt, attempts, token, sendingAt,
  *                    bodyAt, terminalAt, code, enhanced, response, reason, messageId, data (payload until sent),
- *                    idem (idempotency key hash), ambiguous (times the RFC 1047 window was hit)
+ *                    idem (idempotency key hash), ambiguous (times the RFC 1047 window was hit), rcpt and from
+ *                    (the recipient's and the sender's address, written at acceptance and kept for the record's
+ *                    whole retention: a late bounce or complaint suppresses and reports the recipient with them
+ *                    after the payload is gone; a campaign member has `rcpt` only, its sender is its campaign's)
  *   P:msg:<id>:log   list of JSON attempt records, newest last, capped at 50
  *   P:deadline       sorted set of non-terminal message ids by expiresAt
  *   P:idem:<sha256>  "<id> <content sha256>" for the idempotency window
@@ -22,6 +25,7 @@ const TERMINAL = `local TERMINAL = { delivered = true, bounced = true, expired =
 /**
  * Shared helper: make a message terminal. Drops the payload once it can no longer be needed (delivered,
  * bounced, suppressed) and keeps it for re-drive otherwise; the record then lives for `retention` seconds.
+ * The small `rcpt` and `from` fields stay: feedback that comes after sending needs them (feedback-recorder.ts).
  */
 const FINISH = `
 local function finish(P, id, key, state, now, retention, code, enhanced, response, reason)
@@ -48,8 +52,9 @@ end
 /**
  * acceptMessages: record a batch of accepted messages (state `accepted`), honouring idempotency keys.
  * ARGV[1] prefix, ARGV[2] now (ms), ARGV[3] idempotency window (s), ARGV[4] n,
- * then for each message 9 values: id, expiresAt, messageId header, payload JSON, idempotency key hash or '',
- * content hash, tags joined by ',', campaign id or '', id of the batch job that carries it or ''. A campaign member is also counted in its campaign's
+ * then for each message 11 values: id, expiresAt, messageId header, payload JSON, idempotency key hash or '',
+ * content hash, tags joined by ',', campaign id or '', id of the batch job that carries it or '', the
+ * recipient's address, the sender's (From) address or '' (a campaign member's sender is its template's). A campaign member is also counted in its campaign's
  * hash (`P:campaign:<id>`, field `n:accepted`), whose `n:<state>` fields count its terminal states.
  * Two passes: if any key conflicts (same key, other content) nothing is written.
  * Result: { 'conflict', index } or a flat list of { status, id } per message, status 'new' or 'duplicate'
@@ -59,7 +64,7 @@ export const ACCEPT_MESSAGES = `
 local P, now, idemTtl, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local existing = {}
 for i = 0, n - 1 do
-  local b = 5 + i * 9
+  local b = 5 + i * 11
   local idem, hash = ARGV[b + 4], ARGV[b + 5]
   if idem ~= '' then
     local held = redis.call('GET', P .. ':idem:' .. idem)
@@ -72,9 +77,10 @@ for i = 0, n - 1 do
 end
 local out = {}
 for i = 0, n - 1 do
-  local b = 5 + i * 9
+  local b = 5 + i * 11
   local id, expiresAt, messageId, data, idem, hash, tags, campaign, job =
     ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
+  local rcpt, from = ARGV[b + 9], ARGV[b + 10]
   if existing[i] then
     out[#out + 1] = 'duplicate'
     out[#out + 1] = existing[i]
@@ -91,6 +97,8 @@ for i = 0, n - 1 do
       for tag in string.gmatch(tags, '[^,]+') do redis.call('SADD', P .. ':tag:' .. tag, id) end
     end
     if job ~= '' then redis.call('HSET', key, 'job', job) end
+    if rcpt ~= '' then redis.call('HSET', key, 'rcpt', rcpt) end
+    if from ~= '' then redis.call('HSET', key, 'from', from) end
     if campaign ~= '' then
       redis.call('HSET', key, 'campaign', campaign)
       redis.call('HINCRBY', P .. ':campaign:' .. campaign, 'n:accepted', 1)

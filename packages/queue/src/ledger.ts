@@ -53,6 +53,13 @@ export interface AcceptEntry {
   /** The batch job that carries the message, when it is not a job of its own. */
   readonly batchJobId?: string;
   /**
+   * The recipient's and the sender's (From) addresses, kept on the record (`rcpt`, `from`) for its whole
+   * retention so that a bounce or complaint arriving after the payload is dropped can still suppress the
+   * recipient in the sender's scope. Read from the payload when not given; a campaign member has no `from`.
+   */
+  readonly recipient?: string;
+  readonly from?: string;
+  /**
    * The recipient is on the suppression list: the message is recorded and ended `suppressed` with this
    * reason in the same transaction, and gets no job (its outcome's status is `suppressed`).
    */
@@ -158,6 +165,7 @@ export class Ledger {
         e.tags.join(','),
         e.campaign ?? '',
         e.batchJobId ?? '',
+        ...addressesOf(e),
       );
     }
     const { reply, ended } = await this.acceptRun(args, entries, now);
@@ -400,5 +408,18 @@ export class Ledger {
     for (const id of ids) pipeline.hget(this.key(id), 'state');
     const replies = (await pipeline.exec()) ?? [];
     return replies.map(([err, value]) => (err ? null : ((value as string | null) ?? null)));
+  }
+}
+
+/** `[recipient, from]` of an entry ('' when unknown): as given, else read from its payload. */
+function addressesOf(entry: AcceptEntry): [string, string] {
+  if (entry.recipient !== undefined) return [entry.recipient, entry.from ?? ''];
+  try {
+    const payload = JSON.parse(entry.payload) as { to?: { address?: unknown }; from?: { address?: unknown } };
+    const to = payload.to?.address;
+    const from = entry.from ?? payload.from?.address;
+    return [typeof to === 'string' ? to : '', typeof from === 'string' ? from : ''];
+  } catch {
+    return ['', entry.from ?? ''];
   }
 }

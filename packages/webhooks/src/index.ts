@@ -8,3 +8,4 @@ export * from './webhook-emitter.js';
 export * from './post-webhook.js';
 export * from './webhook-dispatcher.js';
 export * from './start-webhooks.js';
+export * from './feedback-events.js';

@@ -45,12 +45,18 @@ export interface WebhookEvent {
   /** The Message-ID header, with angle brackets. */
   readonly messageIdHeader?: string;
   readonly campaign?: string;
+  /** The list an `unsubscribed` recipient left (the campaign template's `list`, else the sender's domain). */
+  readonly list?: string;
   /** The recipient's address. In the payload only: Mailroom never logs it at info level. */
   readonly recipient: string;
   /** The configured name of the relay that answered. */
   readonly relay?: string;
   readonly smtp?: WebhookSmtpFacts;
-  /** Why, in Mailroom's words: `max_age`, `campaign_cancelled`, `unsubscribe`, a classification reason. */
+  /**
+   * Why, in Mailroom's words: `max_age`, `campaign_cancelled`, `unsubscribe`, a classification reason;
+   * `hard_bounce`, `soft_bounce` or `complaint` for a report that came back after sending, `one_click` for
+   * an unsubscribe.
+   */
   readonly reason?: string;
   /** The delivery attempt, from 1. */
   readonly attempt?: number;
@@ -84,6 +90,7 @@ export function toWebhookEvent(input: WebhookEventInput, now = Date.now()): Webh
   if (input.messageId !== undefined) event.messageId = input.messageId;
   if (input.messageIdHeader !== undefined) event.messageIdHeader = input.messageIdHeader;
   if (input.campaign !== undefined) event.campaign = input.campaign;
+  if (input.list !== undefined) event.list = input.list;
   event.recipient = input.recipient;
   if (input.relay !== undefined) event.relay = input.relay;
   const smtp = input.smtp;
@@ -110,6 +117,7 @@ export const webhookEventSchema = z.object({
   messageId: z.string().min(1).max(200).optional(),
   messageIdHeader: z.string().max(998).optional(),
   campaign: z.string().max(200).optional(),
+  list: z.string().max(64).optional(),
   recipient: z.string().min(1).max(320),
   relay: z.string().max(64).optional(),
   smtp: z

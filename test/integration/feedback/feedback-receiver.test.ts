@@ -338,6 +338,8 @@ describe('feedback receiver and recorder: real SMTP in, real Redis ledger and su
     const to = 'robin@example.net';
     const { id } = await accept(to);
     await markDelivered(id);
+    // A record written before the ledger kept `rcpt` and `from`: only the report names the recipient.
+    await conn.hdel(ledger.key(id), 'rcpt', 'from');
     // Signed with a secret the receiver no longer has (rotated): only the Message-ID links it.
     const rotated = { ...CORPUS_VERP, secret: 'an-older-verp-secret-0123456789' };
     const rewritten = rewriteSample(entry, id, CORPUS_VERP, rotated);

@@ -165,8 +165,12 @@ describe('FeedbackRecorder against a real Redis', () => {
     const id = newMessageId();
     await delivered(id, 'reader@example.test');
     assert.equal(await conn.hget(ledger.key(id), 'data'), null);
-    // The fields a ledger keeps when it drops the payload (see docs/bounces.md).
-    await conn.hset(ledger.key(id), 'rcpt', 'reader@example.test', 'from', 'news@brand.example');
+    // The fields a ledger keeps when it drops the payload (see docs/bounces.md), written at acceptance.
+    assert.deepEqual(await conn.hmget(ledger.key(id), 'rcpt', 'from'), [
+      'reader@example.test',
+      'news@mailroom.example',
+    ]);
+    await conn.hset(ledger.key(id), 'from', 'news@brand.example');
     const recording = await recorder.record({
       kind: 'hard_bounce',
       mailroomId: id,
@@ -202,14 +206,19 @@ describe('FeedbackRecorder against a real Redis', () => {
   });
 
   it('after delivery, with no recipient anywhere, suppresses nobody (no_recipient); with one, only an authenticated link does', async () => {
+    // Records written before the ledger kept `rcpt` and `from`: once delivered, only the report names anyone.
+    const deliveredUnaddressed = async (id: string, to: string) => {
+      await delivered(id, to);
+      await conn.hdel(ledger.key(id), 'rcpt', 'from');
+    };
     const id = newMessageId();
-    await delivered(id, 'reader@example.test');
+    await deliveredUnaddressed(id, 'reader@example.test');
     const none = await recorder.record({ kind: 'complaint', mailroomId: id, linkedBy: 'verp' });
     assert.equal(none.result, 'recorded');
     assert.equal(none.notSuppressed, 'no_recipient');
 
     const other = newMessageId();
-    await delivered(other, 'reader2@example.test');
+    await deliveredUnaddressed(other, 'reader2@example.test');
     const byMessageId = await recorder.record({
       kind: 'hard_bounce',
       mailroomId: other,

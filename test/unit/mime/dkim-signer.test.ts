@@ -195,7 +195,7 @@ void describe('the DKIM-Signature header', () => {
     const result = createDkimSigner(dual.slice(1), { now: () => NOW_MS }).sign(raw);
     assert.equal(
       tags(split(result).signatures[0] ?? '').get('h'),
-      'from:from:to:to:subject:reply-to:feedback-id',
+      'from:from:to:to:subject:reply-to:feedback-id:feedback-id',
     );
   });
 

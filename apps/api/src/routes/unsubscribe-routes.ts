@@ -1,11 +1,17 @@
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import type { MailroomClient } from '@mailroom/client';
 import { UnsubscribeTokenError, verifyUnsubscribeToken, type VerifiedUnsubscribeToken } from '@mailroom/core';
+import { unsubscribeWebhookEvent, type WebhookEmitter } from '@mailroom/webhooks';
 
 export interface UnsubscribeRoutesOptions {
   readonly client: MailroomClient;
   /** Secrets that may have signed a token, current first. */
   readonly secrets: readonly string[];
+  /**
+   * Where `unsubscribed` events go (MAILROOM_WEBHOOKS_FILE; none when undefined). `emit` only buffers the
+   * event for the webhooks queue: it never waits for Redis and never throws, so the answer never waits on it.
+   */
+  readonly webhooks?: Pick<WebhookEmitter, 'emit'>;
 }
 
 /** Largest one-click body accepted (it is `List-Unsubscribe=One-Click`, perhaps as multipart). */
@@ -98,10 +104,21 @@ export const unsubscribeRoutes: FastifyPluginCallback<UnsubscribeRoutesOptions> 
       if (!isOneClick(contentType, typeof request.body === 'string' ? request.body : '')) {
         return page(reply, 400, 'Not unsubscribed', '<p>The request did not ask to unsubscribe.</p>');
       }
-      await options.client.suppressions.add(token.scope, [
+      const added = await options.client.suppressions.add(token.scope, [
         { address: token.address, reason: 'unsubscribe', source: `list:${token.list}` },
       ]);
-      request.log.info({ list: token.list, scope: token.scope }, 'one-click unsubscribe');
+      request.log.info(
+        { list: token.list, scope: token.scope, newlySuppressed: added > 0 },
+        'one-click unsubscribe',
+      );
+      // Once per address and scope: a second click (or a provider's repeated POST) adds nobody, emits nothing.
+      if (added > 0 && options.webhooks !== undefined) {
+        try {
+          options.webhooks.emit(unsubscribeWebhookEvent(token));
+        } catch (err) {
+          request.log.warn({ err: { message: (err as Error).message } }, 'unsubscribed event not emitted');
+        }
+      }
       return page(reply, 200, 'Unsubscribed', `<p>You will get no more mail from this list.</p>`);
     },
   );

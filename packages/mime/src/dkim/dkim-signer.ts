@@ -48,13 +48,14 @@ export const DKIM_SIGNED_HEADERS: readonly string[] = [
 /**
  * Header fields listed once more than they occur ("oversigned", RFC 6376 section 8.15): the extra name
  * matches no field, so adding one more such field anywhere in transit breaks the signature. This stops a
- * second From (the one a reader sees could be the added one) and a List-Unsubscribe added or replaced
- * in transit.
+ * second From (the one a reader sees could be the added one), a List-Unsubscribe added or replaced
+ * in transit, and a second Feedback-ID (Gmail wants exactly one, signed).
  */
 export const DKIM_OVERSIGNED_HEADERS: ReadonlySet<string> = new Set([
   'from',
   'list-unsubscribe',
   'list-unsubscribe-post',
+  'feedback-id',
 ]);
 
 const SIGNED_SET: ReadonlySet<string> = new Set(DKIM_SIGNED_HEADERS);
