@@ -12,6 +12,7 @@ import { snapshotBuild } from '../lib/build-snapshot.mjs';
 import { assertRunning, startProcess } from '../lib/child-process.mjs';
 import { redisUsedMemory, startRedisServer, REDIS_SETTINGS } from '../lib/redis-server.mjs';
 import { newsletter, newsletterRecipient, newsletterTemplate } from '../lib/newsletter.mjs';
+import { startCostMeter } from '../lib/redis-cost.mjs';
 import { splitConnections } from '../lib/split-connections.mjs';
 import { waitUntil } from '../lib/wait-until.mjs';
 
@@ -29,8 +30,12 @@ const BATCH = 1000;
 /**
  * How the producer hands the newsletter over: `messages`, N whole messages with MailroomClient.sendMany
  * (1,000 per call); `campaign`, one campaign (MailroomClient.createCampaign: the template stored once,
- * the N recipients streamed in, batch jobs of the client's default size).
- * @typedef {'messages' | 'campaign'} MailroomHandOver
+ * the N recipients streamed in, batch jobs of the client's default size); `preloaded`, the same N
+ * messages enqueued with sendMany into a paused queue (BullMQ `Queue.pause`) before the clock starts, the
+ * clock starting when the queue is resumed: the workers' drain rate alone, without a producer competing
+ * for the machine (bench/scaling.mjs). The workers' watchdog (MAILROOM_WATCHDOG_MS, 2 minutes) bounds how
+ * long a preload may take.
+ * @typedef {'messages' | 'campaign' | 'preloaded'} MailroomHandOver
  */
 /**
  * The worker settings the benchmark sets; every other MAILROOM_* setting stays at its default unless
@@ -71,6 +76,11 @@ function mailroomBuild() {
  * @property {string[]} [nodeArgs] Node options of the worker processes, e.g. `--cpu-prof`
  * @property {number} [workers] worker processes (default 2)
  * @property {MailroomHandOver} [handOver] default `messages`
+ * @property {boolean} [costs] also measure what a message costs Redis and the workers (commands, read
+ *   events, CPU), from just before the hand-over until every message is terminal, and what they cost per
+ *   second while idle for `idleMs` before it (bench/lib/redis-cost.mjs; used by bench/scaling.mjs).
+ *   The figures come with the run's other figures, as `cost.*` and `idle.*`.
+ * @property {number} [idleMs] default 3000 with `costs`
  */
 
 /**
@@ -86,6 +96,8 @@ export function mailroomSystem({
   nodeArgs = [],
   workers = DEFAULT_WORKERS,
   handOver = 'messages',
+  costs = false,
+  idleMs = 3000,
 } = {}) {
   const prefixSetting = env.MAILROOM_QUEUE_PREFIX;
   return {
@@ -113,7 +125,10 @@ export function mailroomSystem({
           handOver === 'campaign'
             ? 'MailroomClient.createCampaign: the template once, N recipients streamed into compact chunks ' +
               '(1,000 each), materialised into batch jobs (50) by the workers as the queue drains'
-            : `MailroomClient.sendMany, ${BATCH} messages per call`,
+            : handOver === 'preloaded'
+              ? `MailroomClient.sendMany, ${BATCH} messages per call, into the paused queue before the clock ` +
+                'starts; the clock starts when the queue is resumed'
+              : `MailroomClient.sendMany, ${BATCH} messages per call`,
         producer: 'in the benchmark process (the "bench driver")',
         redis: REDIS_SETTINGS,
       };
@@ -158,12 +173,31 @@ export function mailroomSystem({
         undo.push(() => client.close());
         await client.ready();
         // Whole messages are built before the clock starts; a campaign's recipients are generated as read.
-        const messages = handOver === 'messages' ? Array.from({ length: n }, (_, i) => newsletter(i)) : [];
+        const messages = handOver !== 'campaign' ? Array.from({ length: n }, (_, i) => newsletter(i)) : [];
+        const meter = costs
+          ? await startCostMeter({
+              url: redis.url,
+              redisPid: redis.pid,
+              workerPids: processes.map((w) => w.pid),
+            })
+          : undefined;
+        if (meter) undo.push(async () => meter.close());
+        const idle = meter && idleMs > 0 ? await meter.idle(idleMs) : undefined;
         const redisBytesBefore = await redisUsedMemory(redis.url);
         const memory = handOver === 'campaign' ? startMemorySampler(redis.url, prefixSetting) : undefined;
         if (memory) undo.push(() => memory.stop());
         /** @type {number | undefined} */
         let redisBytesAtHandOverEnd;
+        await meter?.mark();
+        const paused =
+          handOver === 'preloaded' ? await openMailQueue(build, redis.url, prefixSetting) : undefined;
+        if (paused) {
+          undo.push(() => paused.close());
+          await paused.queue.pause();
+          for (let start = 0; start < messages.length; start += BATCH) {
+            await client.sendMany(messages.slice(start, start + BATCH));
+          }
+        }
         return {
           version: build.fingerprint,
           processes: [
@@ -171,6 +205,10 @@ export function mailroomSystem({
             { name: 'redis-server', pid: redis.pid, tree: true },
           ],
           async handOver() {
+            if (paused) {
+              await paused.queue.resume();
+              return;
+            }
             if (handOver === 'campaign') {
               const receipt = await client.createCampaign({
                 name: 'Mailroom Weekly (benchmark)',
@@ -196,7 +234,9 @@ export function mailroomSystem({
           // A campaign's run also says what Redis held while it was sent (see campaignMemoryFigures).
           figuresAfterRun: async () => {
             const after = await redisUsedMemory(redis.url);
+            /** @type {Record<string, number>} */
             const figures = { redisBytesPerMessage: (after - redisBytesBefore) / n };
+            if (meter) Object.assign(figures, await costFigures(meter, { n, prefix: prefixSetting, idle }));
             if (!memory) return figures;
             return {
               ...figures,
@@ -307,6 +347,28 @@ function campaignMemoryFigures(samples, { n, before, after }) {
 }
 
 /**
+ * Waits until every message is terminal (the sink counts a message before the worker records its
+ * outcome), then closes the cost meter's window; the figures flattened for the run's `extra`.
+ * @param {Awaited<ReturnType<typeof startCostMeter>>} meter
+ * @param {{ n: number, prefix: string | undefined, idle: import('../lib/redis-cost.mjs').IdleFigures | undefined }} run
+ * @returns {Promise<Record<string, number>>}
+ */
+async function costFigures(meter, { n, prefix, idle }) {
+  await waitUntil(async () => (await meter.terminalCount(prefix ?? '{mailroom}', TERMINAL_STATS)) >= n, {
+    timeoutMs: 60_000,
+    intervalMs: 50,
+    what: `the ledger to count ${n} terminal messages`,
+  });
+  const { callsPerMessage, usecPerMessage, ...cost } = await meter.finish(n);
+  return {
+    ...Object.fromEntries(Object.entries(cost).map(([key, value]) => [`cost.${key}`, value])),
+    ...Object.fromEntries(Object.entries(callsPerMessage).map(([cmd, v]) => [`cost.calls.${cmd}`, v])),
+    ...Object.fromEntries(Object.entries(usecPerMessage).map(([cmd, v]) => [`cost.usec.${cmd}`, v])),
+    ...(idle ? Object.fromEntries(Object.entries(idle).map(([key, value]) => [`idle.${key}`, value])) : {}),
+  };
+}
+
+/**
  * The campaign's recipients, generated one by one as the client reads them.
  * @param {number} n
  */
@@ -341,6 +403,27 @@ async function knownWorkerSettings() {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The mail queue of the build, to pause and resume it.
+ * @param {import('../lib/build-snapshot.mjs').BuildSnapshot} build
+ * @param {string} url
+ * @param {string | undefined} prefix MAILROOM_QUEUE_PREFIX, when set
+ */
+async function openMailQueue(build, url, prefix) {
+  const { DEFAULT_PREFIX, MAIL_QUEUE } = /** @type {typeof import('@mailroom/queue')} */ (
+    await import(pathToFileURL(build.path('packages/queue/dist/index.js')).href)
+  );
+  const connection = new Redis(url, { maxRetriesPerRequest: null });
+  const queue = new Queue(MAIL_QUEUE, { connection, prefix: prefix ?? DEFAULT_PREFIX });
+  return {
+    queue,
+    async close() {
+      await queue.close();
+      connection.disconnect();
+    },
+  };
 }
 
 /**

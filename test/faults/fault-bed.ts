@@ -120,6 +120,22 @@ export class FaultBed {
     await Promise.all(this.slots.map((s) => s.current.waitForOutput(/worker started/, 20_000)));
   }
 
+  /**
+   * Scales up: starts `count` more supervised workers while the others run, waits until each says it
+   * started, and returns their slot indices (for {@link kill} and {@link workers}).
+   */
+  async addWorkers(count: number, env: Record<string, string> = {}): Promise<number[]> {
+    const added: Slot[] = [];
+    for (let i = 0; i < count; i += 1) {
+      const slot: Slot = { current: this.spawn(env), starts: 1, supervise: true, env };
+      this.slots.push(slot);
+      added.push(slot);
+      this.superviseSlot(slot);
+    }
+    await Promise.all(added.map((s) => s.current.waitForOutput(/worker started/, 20_000)));
+    return added.map((s) => this.slots.indexOf(s));
+  }
+
   private spawn(env: Record<string, string>): ChildProcessHandle {
     return spawnNode(BIN, ['worker'], { env: this.workerEnv({ MAILROOM_LOG_LEVEL: 'info', ...env }) });
   }
