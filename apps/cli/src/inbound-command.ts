@@ -24,6 +24,7 @@ import {
 } from '@mailroom/metrics';
 import {
   FeedbackRecorder,
+  SuppressionStore,
   asStoreConnection,
   createRedisConnection,
   readRedisConnectionSpec,
@@ -31,6 +32,7 @@ import {
 } from '@mailroom/queue';
 import {
   feedbackWebhookEvent,
+  unsubscribeWebhookEvent,
   loadWebhookConfig,
   startWebhooks,
   type WebhookEndpoint,
@@ -93,6 +95,26 @@ const inboundSettings = {
       doc: 'Comma-separated addresses registered with feedback loops (Microsoft JMRP, Yahoo CFL); taken besides the bounce domain.',
     },
   ),
+  MAILROOM_UNSUBSCRIBE_MAILTO: setting(z.string().email('must be an email address'), {
+    doc: "The workers' MAILROOM_UNSUBSCRIBE_MAILTO (List-Unsubscribe's `mailto:`): mail to it is taken as an unsubscribe request, its token (subject `unsubscribe-<token>`, else the first line of the text) checked with MAILROOM_UNSUBSCRIBE_SECRETS. Its domain's MX must reach this receiver. Set together with MAILROOM_UNSUBSCRIBE_SECRETS.",
+  }),
+  MAILROOM_UNSUBSCRIBE_SECRETS: setting(
+    z
+      .string()
+      .transform((text) =>
+        text
+          .split(',')
+          .map((part) => part.trim())
+          .filter((part) => part !== ''),
+      )
+      .refine((list) => list.length > 0 && list.every((secret) => secret.length >= 32), {
+        message: 'must be a comma-separated list of secrets of at least 32 characters each',
+      }),
+    {
+      secret: true,
+      doc: "The workers' MAILROOM_UNSUBSCRIBE_SECRETS (the API holds the same list), to verify the tokens of unsubscribe mails. Never logged.",
+    },
+  ),
   MAILROOM_INBOUND_MAX_MESSAGE_BYTES: setting(int(1024, 1024 * 1024 * 1024), {
     default: String(DEFAULT_FEEDBACK_MAX_MESSAGE_BYTES),
     doc: 'Largest message taken (SIZE); larger ones get 552 5.3.4. Only the first MiB of each is read.',
@@ -135,7 +157,7 @@ const inboundSettings = {
     },
   ),
   MAILROOM_WEBHOOKS_FILE: setting(z.string().min(1), {
-    doc: 'The webhook endpoints file of the workers (docs/webhooks.md): `bounced` (a bounce after sending) and `complained` events are queued for the endpoints that take them; the workers deliver them. Unset: no events.',
+    doc: 'The webhook endpoints file of the workers (docs/webhooks.md): `bounced` (a bounce after sending), `complained` and `unsubscribed` (an unsubscribe mail) events are queued for the endpoints that take them; the workers deliver them. Unset: no events.',
   }),
   MAILROOM_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), {
     default: 'info',
@@ -159,6 +181,8 @@ export interface InboundConfig {
   readonly port: number;
   readonly verp: VerpOptions;
   readonly complaintsAddresses: readonly string[];
+  /** The unsubscribe mailbox (MAILROOM_UNSUBSCRIBE_MAILTO) and the secrets of its tokens; undefined: none. */
+  readonly unsubscribe?: { readonly address: string; readonly secrets: readonly string[] };
   readonly maxMessageBytes: number;
   readonly maxConnections: number;
   readonly serverName?: string;
@@ -195,16 +219,31 @@ export function loadInboundConfig(env: NodeJS.ProcessEnv): InboundConfig {
     secret: s.MAILROOM_VERP_SECRET,
   };
   const complaintsAddresses = s.MAILROOM_COMPLAINTS_ADDRESSES ?? [];
+  const unsubscribeAddress = s.MAILROOM_UNSUBSCRIBE_MAILTO;
+  if ((unsubscribeAddress === undefined) !== (s.MAILROOM_UNSUBSCRIBE_SECRETS === undefined)) {
+    issues.push({
+      field: 'MAILROOM_UNSUBSCRIBE_SECRETS',
+      message: 'MAILROOM_UNSUBSCRIBE_MAILTO and MAILROOM_UNSUBSCRIBE_SECRETS are set together',
+    });
+  }
   for (const [check, field] of [
     [() => validateVerpOptions(verp), 'MAILROOM_BOUNCE_DOMAIN'],
-    [() => inboundRecipientCheck(verp.domain, complaintsAddresses), 'MAILROOM_COMPLAINTS_ADDRESSES'],
+    [
+      () => inboundRecipientCheck(verp.domain, complaintsAddresses, unsubscribeAddress),
+      'MAILROOM_COMPLAINTS_ADDRESSES',
+    ],
   ] as const) {
     try {
       check();
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       for (const issue of err.issues) {
-        const name = issue.field === 'verp.secret' ? 'MAILROOM_VERP_SECRET' : field;
+        const name =
+          issue.field === 'verp.secret'
+            ? 'MAILROOM_VERP_SECRET'
+            : issue.field.startsWith('unsubscribeAddress')
+              ? 'MAILROOM_UNSUBSCRIBE_MAILTO'
+              : field;
         // The recipient check repeats a bad bounce domain; it is reported once, by the VERP check.
         if (issue.field !== 'bounceDomain') issues.push({ field: name, message: issue.message });
       }
@@ -263,6 +302,14 @@ export function loadInboundConfig(env: NodeJS.ProcessEnv): InboundConfig {
     port: s.MAILROOM_INBOUND_PORT,
     verp: Object.freeze(verp),
     complaintsAddresses: Object.freeze([...complaintsAddresses]),
+    ...(unsubscribeAddress === undefined || s.MAILROOM_UNSUBSCRIBE_SECRETS === undefined
+      ? {}
+      : {
+          unsubscribe: Object.freeze({
+            address: unsubscribeAddress,
+            secrets: Object.freeze([...s.MAILROOM_UNSUBSCRIBE_SECRETS]),
+          }),
+        }),
     maxMessageBytes: s.MAILROOM_INBOUND_MAX_MESSAGE_BYTES,
     maxConnections: s.MAILROOM_INBOUND_MAX_CONNECTIONS,
     ...(s.MAILROOM_INBOUND_SERVER_NAME === undefined ? {} : { serverName: s.MAILROOM_INBOUND_SERVER_NAME }),
@@ -385,8 +432,9 @@ export async function startInbound(config: InboundConfig, deps: { logger: Logger
   const registry = new Registry();
   const metrics = createFeedbackMetrics({ registry, domains: config.metricDomains });
   const recorder = new FeedbackRecorder(redis, { prefix: config.prefix });
-  // `bounced` and `complained` events are only queued here (never waiting for Redis, never failing the
-  // recording); the workers' dispatchers deliver them.
+  const suppressions = new SuppressionStore(redis, config.prefix);
+  // `bounced`, `complained` and `unsubscribed` events are only queued here (never waiting for Redis, never
+  // failing the recording); the workers' dispatchers deliver them.
   let webhooks: Webhooks | undefined;
   if (config.webhooks.length > 0) {
     try {
@@ -422,6 +470,31 @@ export async function startInbound(config: InboundConfig, deps: { logger: Logger
         }
         return recording;
       },
+      ...(config.unsubscribe === undefined
+        ? {}
+        : {
+            unsubscribe: {
+              address: config.unsubscribe.address,
+              secrets: config.unsubscribe.secrets,
+              // What the API's POST /u/:token does with the same token: the address on its scope's
+              // list, reason `unsubscribe`; the event only when the address is new there (a second mail
+              // adds nobody).
+              record: async (token) => {
+                const added = await suppressions.add(token.scope, [
+                  { address: token.address, reason: 'unsubscribe', source: `list:${token.list}` },
+                ]);
+                if (added > 0 && webhooks !== undefined) {
+                  try {
+                    emitter?.emit(unsubscribeWebhookEvent(token, 'mailto'));
+                  } catch (err) {
+                    webhooks.metrics.dropped.inc({ reason: 'error' });
+                    log.warn({ err: { message: (err as Error).message } }, 'unsubscribed event not emitted');
+                  }
+                }
+                return added > 0 ? 'unsubscribed' : 'already_suppressed';
+              },
+            },
+          }),
       host: config.host,
       port: config.port,
       maxMessageBytes: config.maxMessageBytes,
@@ -454,6 +527,7 @@ export async function startInbound(config: InboundConfig, deps: { logger: Logger
       port: receiver.port,
       bounceDomain: config.verp.domain,
       complaintsAddresses: config.complaintsAddresses.length,
+      unsubscribeMailto: config.unsubscribe !== undefined,
       starttls: config.tls !== undefined,
       http: http?.url,
       webhookEndpoints: config.webhooks.length,
@@ -533,12 +607,12 @@ export async function runInboundFromEnv(env: NodeJS.ProcessEnv = process.env): P
   process.on('SIGINT', onSignal);
 }
 
-/** Registers `mailroom inbound`: the receiver of bounces and complaints (see docs/bounces.md). */
+/** Registers `mailroom inbound`: receives bounces, complaints and unsubscribe mails (docs/bounces.md). */
 export function registerInboundCommand(program: Command): void {
   program
     .command('inbound')
     .description(
-      'receive bounces and complaints over SMTP (the MX of the bounce domain), configured from MAILROOM_* variables (see docs/bounces.md)',
+      'receive bounces, complaints and unsubscribe mails over SMTP (the MX of the bounce domain), configured from MAILROOM_* variables (see docs/bounces.md)',
     )
     .action(async () => {
       await runInboundFromEnv(process.env);

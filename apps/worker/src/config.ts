@@ -234,7 +234,7 @@ export const workerSettings = {
     },
   ),
   MAILROOM_UNSUBSCRIBE_MAILTO: setting(z.string().email('must be an email address'), {
-    doc: 'Optional mailbox added as a `mailto:` unsubscribe alternative (subject carries the token).',
+    doc: 'Optional mailbox added as a `mailto:` unsubscribe alternative (subject carries the token). Point its MX at `mailroom inbound`, set there with the same value and MAILROOM_UNSUBSCRIBE_SECRETS: see docs/bounces.md.',
   }),
   MAILROOM_WEBHOOKS_FILE: setting(z.string().min(1), {
     doc: 'JSON list of webhook endpoints, `[{ "name", "url", "secret" | "secretEnv", "events", "timeoutMs", "maxEventsPerRequest", "retryHours" }]`: delivery events (delivered, deferred, bounced, expired, failed, ambiguous, cancelled, suppressed, complained, unsubscribed) are posted to each as signed JSON and retried for up to a day. See docs/webhooks.md.',

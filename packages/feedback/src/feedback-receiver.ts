@@ -16,6 +16,13 @@ import {
 } from './feedback-event.js';
 import { inboundRecipientCheck } from './inbound-recipients.js';
 import { DEFAULT_MAX_FEEDBACK_BYTES, parseFeedback } from './parse-feedback.js';
+import {
+  UNSUBSCRIBE_MAIL_OUTCOMES,
+  readUnsubscribeMail,
+  validateUnsubscribeSecrets,
+  type UnsubscribeMailOptions,
+  type UnsubscribeMailOutcome,
+} from './unsubscribe-mail.js';
 import { validateVerpOptions, type VerpOptions } from './verp.js';
 
 /**
@@ -41,6 +48,8 @@ export type RecordFeedback = (event: FeedbackEvent) => Promise<FeedbackRecordOut
 /** The counter of `mailroom_feedback_events_total` (createFeedbackMetrics or createWorkerMetrics has it). */
 export interface FeedbackEventMetrics {
   observeFeedback(type: Exclude<FeedbackEventKind, 'unknown'>, to?: string): void;
+  /** Counts a mail to the unsubscribe address by outcome (`mailroom_unsubscribe_mails_total`). */
+  observeUnsubscribeMail?(outcome: UnsubscribeMailOutcome): void;
 }
 
 /** pino's Logger fits. Recipient addresses are only ever logged at debug. */
@@ -61,6 +70,12 @@ export interface FeedbackReceiverOptions {
   readonly complaintsAddresses?: readonly string[];
   /** Records each report; see RecordFeedback. */
   readonly record: RecordFeedback;
+  /**
+   * Also take mail to the `mailto:` unsubscribe address of List-Unsubscribe (RFC 2369): its token (subject,
+   * else the first line of the text) is verified and handed to `unsubscribe.record`. A message without a
+   * valid token is answered 250 all the same (the sender must not get a bounce) and only counted.
+   */
+  readonly unsubscribe?: UnsubscribeMailOptions;
   /** Address to listen on. Default `127.0.0.1`; an MX listens on a public address. */
   readonly host?: string;
   /** Port to listen on; 0 picks a free one (see FeedbackReceiver.port). Default 0. */
@@ -97,7 +112,7 @@ export interface FeedbackReceiverStats {
   connections: number;
   /** Messages answered 250. */
   accepted: number;
-  /** RCPT TO refused with 550 5.7.1 (not the bounce domain nor a complaints address). */
+  /** RCPT TO refused with 550 5.7.1 (not the bounce domain, a complaints or the unsubscribe address). */
   refusedRecipients: number;
   /** Messages refused with 552 5.3.4 for their size. */
   tooBig: number;
@@ -107,6 +122,8 @@ export interface FeedbackReceiverStats {
   readonly kinds: Record<FeedbackEventKind, number>;
   /** Accepted messages by what recording them led to. */
   readonly results: Record<FeedbackRecordResult, number>;
+  /** Accepted mails to the unsubscribe address by outcome. */
+  readonly unsubscribes: Record<UnsubscribeMailOutcome, number>;
 }
 
 export interface FeedbackReceiver {
@@ -143,15 +160,23 @@ function positiveInteger(value: number | undefined, fallback: number, field: str
 
 /**
  * The inbound SMTP receiver of bounces and complaints: the MX of the bounce domain. It takes mail for the
- * bounce domain and the complaints addresses only (any other RCPT TO is refused with 550 5.7.1: it relays
- * nothing), reads each message with parseFeedback (VERP return path from the envelope first), and hands the
- * event to `record`. Every readable or unreadable message is answered 250 once recorded, so a remote MTA never
- * retries a report Mailroom cannot use; only a failure to record is answered 451, so the report comes again.
+ * bounce domain, the complaints addresses and (with `unsubscribe`) the unsubscribe address only (any other
+ * RCPT TO is refused with 550 5.7.1: it relays nothing), reads each report with parseFeedback (VERP return
+ * path from the envelope first), and hands the event to `record`; an unsubscribe mail's verified token goes
+ * to `unsubscribe.record`. Every readable or unreadable message is answered 250 once recorded, so a remote
+ * MTA never retries a report Mailroom cannot use; only a failure to record is answered 451, so the report
+ * comes again.
  * It never sends mail itself, so it cannot loop. Throws ConfigError for unusable options.
  */
 export async function startFeedbackReceiver(options: FeedbackReceiverOptions): Promise<FeedbackReceiver> {
   validateVerpOptions(options.verp);
-  const mailboxOf = inboundRecipientCheck(options.verp.domain, options.complaintsAddresses ?? []);
+  const unsubscribe = options.unsubscribe;
+  if (unsubscribe !== undefined) validateUnsubscribeSecrets(unsubscribe.secrets);
+  const mailboxOf = inboundRecipientCheck(
+    options.verp.domain,
+    options.complaintsAddresses ?? [],
+    unsubscribe?.address,
+  );
   const maxMessageBytes = positiveInteger(
     options.maxMessageBytes,
     DEFAULT_FEEDBACK_MAX_MESSAGE_BYTES,
@@ -178,19 +203,23 @@ export async function startFeedbackReceiver(options: FeedbackReceiverOptions): P
       FeedbackRecordResult,
       number
     >,
+    unsubscribes: Object.fromEntries(UNSUBSCRIBE_MAIL_OUTCOMES.map((outcome) => [outcome, 0])) as Record<
+      UnsubscribeMailOutcome,
+      number
+    >,
   };
   const inFlight = new Set<Promise<unknown>>();
   const timers = new Set<NodeJS.Timeout>();
 
-  /** Resolves with the recorder's outcome, or rejects after recordTimeoutMs. */
-  const recordWithin = (event: FeedbackEvent): Promise<FeedbackRecordOutcome> =>
+  /** Resolves with what `recording` resolves with, or rejects after recordTimeoutMs. */
+  const recordWithin = <T>(recording: () => Promise<T>): Promise<T> =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         timers.delete(timer);
         reject(new Error(`recording took longer than ${recordTimeoutMs} ms`));
       }, recordTimeoutMs);
       timers.add(timer);
-      options.record(event).then(
+      recording().then(
         (outcome) => {
           clearTimeout(timer);
           timers.delete(timer);
@@ -204,12 +233,31 @@ export async function startFeedbackReceiver(options: FeedbackReceiverOptions): P
       );
     });
 
-  const handle = async (raw: Buffer, rcptTo: readonly string[]): Promise<void> => {
+  /** A mail to the unsubscribe address: its token verified, then acted on. No address is logged at info. */
+  const handleUnsubscribe = async (raw: Buffer, mailbox: UnsubscribeMailOptions): Promise<void> => {
+    const reading = await readUnsubscribeMail(raw, { secrets: mailbox.secrets });
+    let outcome: UnsubscribeMailOutcome;
+    if (reading.outcome === 'token') {
+      const token = reading.token;
+      outcome = await recordWithin(() => mailbox.record(token));
+      log.info({ outcome, list: token.list, scope: token.scope }, 'unsubscribe mail received');
+      log.debug({ rcpt: token.address, list: token.list, scope: token.scope }, 'unsubscribe mail recipient');
+    } else {
+      outcome = reading.outcome;
+      log.info(
+        reading.outcome === 'invalid_token' ? { outcome, problem: reading.problem } : { outcome },
+        'unsubscribe mail without a valid token: nothing done',
+      );
+    }
+    stats.unsubscribes[outcome] += 1;
+    options.metrics?.observeUnsubscribeMail?.(outcome);
+  };
+
+  const handleFeedback = async (raw: Buffer, rcptTo: readonly string[]): Promise<void> => {
     const toComplaintsAddress = rcptTo.some((address) => mailboxOf(address) === 'complaints');
     const report = await parseFeedback(raw, { verp: options.verp, rcptTo, maxBytes: maxParseBytes });
     const event = feedbackEventOf(report, { toComplaintsAddress });
-    const outcome = await recordWithin(event);
-    stats.accepted += 1;
+    const outcome = await recordWithin(() => options.record(event));
     stats.kinds[event.kind] += 1;
     stats.results[outcome.result] += 1;
     if (outcome.result === 'recorded' && event.kind !== 'unknown') {
@@ -229,6 +277,25 @@ export async function startFeedbackReceiver(options: FeedbackReceiverOptions): P
     log.debug({ msgId: event.mailroomId, rcpt: event.recipient }, 'feedback recipient');
   };
 
+  /**
+   * One accepted message: an unsubscribe request when it came to the unsubscribe address, a report when it
+   * came to the bounce domain or a complaints address (both, for a message sent to both). Resolves with the
+   * reply text.
+   */
+  const handle = async (raw: Buffer, rcptTo: readonly string[]): Promise<string> => {
+    const reportRcptTo = rcptTo.filter((address) => mailboxOf(address) !== 'unsubscribe');
+    const toUnsubscribe = unsubscribe !== undefined && reportRcptTo.length < rcptTo.length;
+    if (toUnsubscribe) await handleUnsubscribe(raw, unsubscribe);
+    if (reportRcptTo.length > 0) await handleFeedback(raw, reportRcptTo);
+    stats.accepted += 1;
+    return reportRcptTo.length > 0 ? '2.0.0 Report received' : '2.0.0 Unsubscribe request received';
+  };
+
+  const refusal =
+    unsubscribe === undefined
+      ? '5.7.1 Relaying denied: this server only takes bounces and complaints'
+      : '5.7.1 Relaying denied: this server only takes bounces, complaints and unsubscribe requests';
+
   const onRcptTo = (
     address: SMTPServerAddress,
     session: SMTPServerSession,
@@ -240,8 +307,11 @@ export async function startFeedbackReceiver(options: FeedbackReceiverOptions): P
     }
     if (mailboxOf(address.address) === undefined) {
       stats.refusedRecipients += 1;
-      log.debug({ rcpt: address.address }, 'recipient refused: not a bounce or complaints address');
-      callback(reply(550, '5.7.1 Relaying denied: this server only takes bounces and complaints'));
+      log.debug(
+        { rcpt: address.address },
+        'recipient refused: not a bounce, complaints or unsubscribe address',
+      );
+      callback(reply(550, refusal));
       return;
     }
     callback();
@@ -270,7 +340,7 @@ export async function startFeedbackReceiver(options: FeedbackReceiverOptions): P
       }
       const rcptTo = session.envelope.rcptTo.map((rcpt) => rcpt.address);
       const work = handle(Buffer.concat(chunks, kept), rcptTo).then(
-        () => callback(null, '2.0.0 Report received'),
+        (text) => callback(null, text),
         (err: unknown) => {
           stats.deferred += 1;
           log.warn({ err: { message: (err as Error).message } }, 'feedback not recorded: answered 451');

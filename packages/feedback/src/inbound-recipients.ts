@@ -1,19 +1,25 @@
 import { ConfigError, ValidationError, normalizeDomain, parseMailbox, type FieldIssue } from '@mailroom/core';
 
 /** Which of the receiver's mailboxes an envelope recipient is, if any. */
-export type InboundMailbox = 'bounce' | 'complaints';
+export type InboundMailbox = 'bounce' | 'complaints' | 'unsubscribe';
 
-/** Decides RCPT TO: addresses at the bounce domain, and the complaints addresses; nothing else. */
+/**
+ * Decides RCPT TO: addresses at the bounce domain, the complaints addresses and the unsubscribe address;
+ * nothing else.
+ */
 export type InboundRecipientCheck = (address: string) => InboundMailbox | undefined;
 
 /**
  * The recipient check of a receiver for `bounceDomain` (every local part: the VERP return paths, and
- * postmaster, which RFC 5321 requires) and `complaintsAddresses` (exact addresses, compared without case).
- * Throws ConfigError naming every unusable domain or address.
+ * postmaster, which RFC 5321 requires), `complaintsAddresses` and `unsubscribeAddress` (the `mailto:` of
+ * List-Unsubscribe; exact addresses, compared without case, and taken before the bounce domain, where the
+ * unsubscribe address may live too). Throws ConfigError naming every unusable domain or address, and an
+ * unsubscribe address that is also a complaints address.
  */
 export function inboundRecipientCheck(
   bounceDomain: string,
   complaintsAddresses: readonly string[],
+  unsubscribeAddress?: string,
 ): InboundRecipientCheck {
   const issues: FieldIssue[] = [];
   let domain = '';
@@ -35,11 +41,26 @@ export function inboundRecipientCheck(
       issues.push(...err.issues);
     }
   });
+  let unsubscribe: string | undefined;
+  if (unsubscribeAddress !== undefined) {
+    try {
+      unsubscribe = canonical(parseMailbox(unsubscribeAddress, 'unsubscribeAddress').address);
+      if (unsubscribe === undefined)
+        issues.push({ field: 'unsubscribeAddress', message: 'is not an address' });
+      else if (complaints.has(unsubscribe)) {
+        issues.push({ field: 'unsubscribeAddress', message: 'must not be a complaints address too' });
+      }
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      issues.push(...err.issues);
+    }
+  }
   if (issues.length > 0) throw new ConfigError(issues);
   return (address) => {
     const text = canonical(address);
     if (text === undefined) return undefined;
     if (complaints.has(text)) return 'complaints';
+    if (text === unsubscribe) return 'unsubscribe';
     return text.slice(text.lastIndexOf('@') + 1) === domain ? 'bounce' : undefined;
   };
 }

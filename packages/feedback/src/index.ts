@@ -46,3 +46,14 @@ export {
   type InboundMailbox,
   type InboundRecipientCheck,
 } from './inbound-recipients.js';
+export {
+  UNSUBSCRIBE_MAIL_OUTCOMES,
+  readUnsubscribeMail,
+  unsubscribeTokenCandidates,
+  validateUnsubscribeSecrets,
+  type RecordUnsubscribe,
+  type UnsubscribeMailOptions,
+  type UnsubscribeMailOutcome,
+  type UnsubscribeMailReading,
+  type UnsubscribeRecordResult,
+} from './unsubscribe-mail.js';

@@ -19,6 +19,18 @@ export interface FeedbackMetricsOptions {
   defaultMetrics?: boolean;
 }
 
+/**
+ * What a mail to the unsubscribe address (List-Unsubscribe's `mailto:`) led to: the same list as
+ * @mailroom/feedback's UNSUBSCRIBE_MAIL_OUTCOMES.
+ */
+export const UNSUBSCRIBE_MAIL_OUTCOMES = [
+  'unsubscribed',
+  'already_suppressed',
+  'no_token',
+  'invalid_token',
+] as const;
+export type UnsubscribeMailOutcome = (typeof UNSUBSCRIBE_MAIL_OUTCOMES)[number];
+
 /** The metrics of the inbound feedback receiver (`mailroom inbound`). */
 export interface FeedbackMetrics {
   /** The `domain` label of a recipient address. */
@@ -26,6 +38,9 @@ export interface FeedbackMetrics {
   /** A report was recorded against its message (duplicates are not counted). */
   observeFeedback(type: FeedbackEventType, to?: string): void;
   readonly feedbackEvents: Counter<'type' | 'domain'>;
+  /** A mail to the unsubscribe address was handled. */
+  observeUnsubscribeMail(outcome: UnsubscribeMailOutcome): void;
+  readonly unsubscribeMails: Counter<'outcome'>;
 }
 
 /**
@@ -46,11 +61,23 @@ export function createFeedbackMetrics(options: FeedbackMetricsOptions): Feedback
   for (const type of FEEDBACK_EVENT_TYPES) {
     for (const domain of domainLabelValues(domainList)) feedbackEvents.inc({ type, domain }, 0);
   }
+  // The receiver's own: no recipient domain (an invalid token names nobody); workers never see these mails.
+  const unsubscribeMails = new Counter({
+    name: 'mailroom_unsubscribe_mails_total',
+    help: 'Mails to the List-Unsubscribe mailto address by outcome: unsubscribed, already_suppressed, no_token, invalid_token.',
+    labelNames: ['outcome'],
+    registers: [options.registry],
+  });
+  for (const outcome of UNSUBSCRIBE_MAIL_OUTCOMES) unsubscribeMails.inc({ outcome }, 0);
   return {
     domainOf,
     observeFeedback(type, to) {
       feedbackEvents.inc({ type, domain: domainOf(to) });
     },
     feedbackEvents,
+    observeUnsubscribeMail(outcome) {
+      unsubscribeMails.inc({ outcome });
+    },
+    unsubscribeMails,
   };
 }

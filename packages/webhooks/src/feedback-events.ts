@@ -76,9 +76,13 @@ export interface UnsubscribeFacts {
 }
 
 /**
- * The `unsubscribed` event of a one-click unsubscribe (RFC 8058): the token's recipient and list, reason
- * `one_click`. The token names no message, so the event has no `messageId`.
+ * The `unsubscribed` event of an unsubscribe by its signed token: the token's recipient and list, reason
+ * `one_click` for the API's /u/:token (RFC 8058), `mailto` for a mail to the List-Unsubscribe address that
+ * `mailroom inbound` took (RFC 2369). The token names no message, so the event has no `messageId`.
  */
-export function unsubscribeWebhookEvent(token: UnsubscribeFacts): WebhookEventInput {
-  return { type: 'unsubscribed', recipient: token.address, list: token.list, reason: 'one_click' };
+export function unsubscribeWebhookEvent(
+  token: UnsubscribeFacts,
+  via: 'one_click' | 'mailto' = 'one_click',
+): WebhookEventInput {
+  return { type: 'unsubscribed', recipient: token.address, list: token.list, reason: via };
 }
