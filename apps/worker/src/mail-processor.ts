@@ -128,9 +128,18 @@ const CONFIG_FAULT_KIND: Record<string, 'auth' | 'tls' | 'dns' | 'policy'> = {
 export function configFaultKind(replyClass: string): 'auth' | 'tls' | 'dns' | 'policy' {
   return CONFIG_FAULT_KIND[replyClass] ?? 'policy';
 }
-/** A rate-limit wait this short is slept through in place rather than handed back to the queue. */
-const SHORT_WAIT_MS = 50;
-const SHORT_WAIT_TRIES = 3;
+/** A send time at most this far ahead is reserved and slept until in place; a later one holds the message. */
+const RESERVE_HORIZON_MS = 1000;
+/**
+ * ...and at most this many send intervals of the message's slowest scope ahead: each scope books a bounded
+ * stretch of its future (a slow domain never holds many job slots), and a slower scope books further ahead
+ * than a faster one it shares, so it keeps its share of it.
+ */
+const RESERVE_DEPTH = 32;
+/** A message held by a rate comes back this long before its slot (at most half the horizon), to reserve it. */
+const HOLD_LEAD_MS = 200;
+/** A held message is held at least this long, so one waiting for a free reserving slot does not spin. */
+const MIN_HOLD_MS = 100;
 /** Ledger writes after a send are retried this long before the job is left to stalled-job recovery. */
 const LEDGER_RETRY_LIMIT_MS = 5 * 60 * 1000;
 
@@ -146,9 +155,14 @@ const LEDGER_RETRY_LIMIT_MS = 5 * 60 * 1000;
 export function createMailProcessor(deps: MailProcessorDeps) {
   const { router, limiter, content, ledger, metrics, logger } = deps;
   const isSuppressed = coalescedSuppressionCheck(deps.suppressions);
-  /** Job slots sleeping through a short rate-limit wait now, and how many may. */
-  let sleepers = 0;
-  const maxSleepers = Math.max(1, Math.floor((deps.batchParallelism ?? 10) / 4));
+  /**
+   * Job slots reserving a send time or sleeping until it now: at most half the slots, and at most half of
+   * those for one recipient domain scope, so a slow domain never holds the slots the others need.
+   */
+  let reservers = 0;
+  const reserversByDomain = new Map<string, number>();
+  const maxReservers = Math.max(1, Math.floor((deps.batchParallelism ?? 10) / 2));
+  const maxReserversPerDomain = Math.max(1, Math.ceil(maxReservers / 2));
 
   async function record(id: string, token: string, report: OutcomeReport): Promise<string> {
     const started = Date.now();
@@ -240,9 +254,15 @@ export function createMailProcessor(deps: MailProcessorDeps) {
 
   /**
    * One attempt at one message: claim, compose, send, record. `lastJobAttempt`: the BullMQ job carrying it
-   * has no attempt left after this one.
+   * has no attempt left after this one; `returning`: it comes back after a wait (held, deferred, scheduled),
+   * so it takes no new place in line behind the messages held by the limits.
    */
-  async function deliver(id: string, fence: string, lastJobAttempt: boolean): Promise<Verdict> {
+  async function deliver(
+    id: string,
+    fence: string,
+    lastJobAttempt: boolean,
+    returning = false,
+  ): Promise<Verdict> {
     if (router.allOpen()) {
       return hold(router.nextOpening(router.relays), 'every relay is paused (circuit open)');
     }
@@ -297,7 +317,7 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       return terminal(id, 'suppressed', { reason: suppressed.reason, scope: suppressed.scope }, data);
     }
 
-    // Routing and limits come before composing: a message held back costs no CPU and spends no attempt.
+    // Routing comes before composing: a message with no relay to go to costs no CPU.
     const candidates = router.candidates(sender.domain, sender.tags);
     const domain = router.domainScope(addressDomain(data.to.address));
     const campaign = isCampaignMember(data) ? data.campaign : undefined;
@@ -307,15 +327,20 @@ export function createMailProcessor(deps: MailProcessorDeps) {
       await record(id, fence, { outcome: 'released' });
       return hold(router.nextOpening(candidates), 'no relay available (circuits open)');
     }
-    const held = await takeSlot(id, fence, relay, domain, campaign, data);
+
+    // A message held back by a limit spends no attempt and is not composed. One that gets a send time is
+    // composed and signed while it waits for it, so that the time between its slot and the relay having it is
+    // the SMTP transaction alone (a spread there would bunch sends up at the relay).
+    let composing: Promise<Buffer> | undefined;
+    const held = await takeSlot(id, fence, relay, domain, campaign, data, returning, () => {
+      composing = composeSigned(data);
+      return composing;
+    });
     if (held) return held;
 
     let raw: Buffer;
     try {
-      raw = await compose(data);
-      // Signed once per attempt, after composing and before the wire; the private-key step runs on libuv's
-      // thread pool, so the event loop keeps serving other sends meanwhile.
-      if (deps.dkim) raw = (await deps.dkim.signAsync(raw)).raw;
+      raw = await (composing ?? composeSigned(data));
     } catch (err) {
       // Neither can get better by retrying: the message ends failed, with the reason in its status.
       if (err instanceof ContentMissingError) {
@@ -445,7 +470,7 @@ export function createMailProcessor(deps: MailProcessorDeps) {
               'relay failed before the body: message moved to another relay',
             );
             relay = next;
-            const heldNext = await takeSlot(id, fence, next, domain, campaign, data);
+            const heldNext = await takeSlot(id, fence, next, domain, campaign, data, true);
             if (heldNext) return heldNext;
             continue;
           }
@@ -549,7 +574,8 @@ export function createMailProcessor(deps: MailProcessorDeps) {
   async function processSend(job: Job<SendJobData>, token?: string): Promise<DeliveryResult> {
     const fence = token ?? `${job.id}:${job.attemptsStarted}`;
     const lastJobAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    const verdict = await deliver(job.data.id, fence, lastJobAttempt);
+    const returning = job.attemptsStarted > 1 || (job.opts.delay ?? 0) > 0;
+    const verdict = await deliver(job.data.id, fence, lastJobAttempt, returning);
     switch (verdict.kind) {
       case 'done':
         return verdict.result;
@@ -580,7 +606,7 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     await Promise.all(
       job.data.ids.map((id) =>
         batchSlots(async () => {
-          const verdict = await deliver(id, `${base}:${id}`, false);
+          const verdict = await deliver(id, `${base}:${id}`, false, job.attemptsStarted > 1);
           if (verdict.kind === 'done') finished += 1;
           else if (verdict.kind === 'hold') leave.push({ id, until: verdict.until });
           else leave.push({ id, until: Date.now() + verdict.error.retryInMs });
@@ -659,6 +685,14 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     return { kind: 'retry', error: new TransientDeliveryError(c, delay, { cause }) };
   }
 
+  /** The message composed and, when its From domain has a key, DKIM-signed. */
+  async function composeSigned(data: LedgerPayload): Promise<Buffer> {
+    const raw = await compose(data);
+    // Signed once per attempt, after composing and before the wire; the private-key step runs on libuv's
+    // thread pool, so the event loop keeps serving other sends meanwhile.
+    return deps.dkim ? (await deps.dkim.signAsync(raw)).raw : raw;
+  }
+
   /**
    * The message as it goes on the wire, through the compiled-message path. Byte-identical on every
    * attempt: the Message-ID and the Date (the moment of acceptance) come from the ledger record.
@@ -734,8 +768,14 @@ export function createMailProcessor(deps: MailProcessorDeps) {
   }
 
   /**
-   * Takes a send slot under the relay's, the recipient domain's and the campaign's limits. Undefined when
-   * the message may go now; otherwise it is handed back unattempted and held until its own slot.
+   * Takes a send slot under the relay's, the recipient domain's and the campaign's limits. A send time up to
+   * RESERVE_HORIZON_MS (and RESERVE_DEPTH intervals) ahead is reserved in every scope at once and slept
+   * until here, and the message then goes without asking again; at most `maxReservers` of this process's
+   * job slots do that at a time. Undefined when the message may go (now, after the sleep); otherwise nothing
+   * was reserved and the message is handed back unattempted, held until a little before its own slot, so it
+   * is back in time to reserve it (one that came back for its slot and found no slot free to wait in is
+   * asked back at the next free time, without a new place in line). `whileWaiting` runs once a send time is
+   * reserved, alongside the wait for it (its failure is the caller's to read).
    */
   async function takeSlot(
     id: string,
@@ -744,30 +784,47 @@ export function createMailProcessor(deps: MailProcessorDeps) {
     domain: DomainScope,
     campaign: string | undefined,
     data: LedgerPayload,
+    returning: boolean,
+    whileWaiting?: () => Promise<unknown>,
   ): Promise<Verdict | undefined> {
     const scopes = router.scopesFor(relay, domain, campaign);
     if (scopes.length === 0) return undefined;
-    // A slot that frees within a moment is waited for here (a bounded sleep to a known moment, not a spin),
-    // by a few of this process's job slots at most, so a slow domain never holds the others up; a longer
-    // wait hands the message back with a reserved slot of its own.
-    const mayWait = () => sleepers < maxSleepers;
-    let slot = await limiter.acquire(scopes, Date.now(), mayWait() ? SHORT_WAIT_MS : 0);
-    for (let tries = 0; !slot.allowed && slot.kind === 'short' && tries < SHORT_WAIT_TRIES; tries += 1) {
-      const ms = slot.waitMs;
-      sleepers += 1;
-      try {
-        await new Promise((r) => setTimeout(r, ms));
-      } finally {
-        sleepers -= 1;
+    const key = domain.scope.name;
+    const reserving = reservers < maxReservers && (reserversByDomain.get(key) ?? 0) < maxReserversPerDomain;
+    if (reserving) {
+      reservers += 1;
+      reserversByDomain.set(key, (reserversByDomain.get(key) ?? 0) + 1);
+    }
+    let slot;
+    try {
+      slot = await limiter.acquire(scopes, Date.now(), reserving ? RESERVE_HORIZON_MS : 0, {
+        returning: returning && !reserving,
+        depth: RESERVE_DEPTH,
+        leadMs: HOLD_LEAD_MS,
+      });
+      if (slot.allowed) {
+        // A connection ready for it when its time comes, rather than set up then.
+        if (slot.waitMs >= 1) relay.sender.warm?.(relay.sender.sending + 2);
+        const work = whileWaiting?.().catch(() => undefined);
+        // A bounded sleep to a known moment, not a spin.
+        const ms = Math.round(slot.waitMs);
+        if (ms >= 1) await new Promise((r) => setTimeout(r, ms));
+        await work;
       }
-      const again = tries + 1 < SHORT_WAIT_TRIES && mayWait();
-      slot = await limiter.acquire(scopes, Date.now(), again ? SHORT_WAIT_MS : 0);
+    } finally {
+      if (reserving) {
+        reservers -= 1;
+        const left = (reserversByDomain.get(key) ?? 1) - 1;
+        if (left > 0) reserversByDomain.set(key, left);
+        else reserversByDomain.delete(key);
+      }
     }
     if (slot.allowed) return undefined;
     await record(id, fence, { outcome: 'released' });
     metrics.observeRateLimitWait({ scope: 'local', seconds: slot.waitMs / 1000, to: data.to.address });
     logger.debug({ msgId: id, scope: slot.scope, kind: slot.kind, waitMs: slot.waitMs }, 'held by a limit');
-    return hold(Date.now() + slot.waitMs, `held by the ${slot.kind} limit of ${slot.scope}`);
+    const back = slot.kind === 'rate' ? Math.max(slot.waitMs, MIN_HOLD_MS) : slot.waitMs;
+    return hold(Date.now() + back, `held by the ${slot.kind} limit of ${slot.scope}`);
   }
 
   /**

@@ -22,7 +22,10 @@ export interface LimitScope {
   readonly name: string;
   /** Messages per second; undefined = no rate (quotas and adaptive cuts may still apply). */
   readonly perSecond?: number | undefined;
-  /** Burst tolerance of the pacing, in ms (default: max(100 ms, 4 emission intervals)). */
+  /**
+   * Accepted for older configurations and not used: send times are reserved ahead, one interval apart, so
+   * there is no late caller to absorb and no burst to allow.
+   */
   readonly burstMs?: number | undefined;
   readonly quotas?: readonly Quota[] | undefined;
   /**
@@ -44,6 +47,13 @@ export interface AdaptiveOptions {
   readonly cooldownMs: number;
 }
 
+/**
+ * The share of a rate that pacing leaves unused: sends are spaced for rate x (1 - margin), so that a spread
+ * of up to margin x 1 s between the moment a send may start and the moment the relay has the message does
+ * not push a 1-second window over the rate.
+ */
+export const PACING_MARGIN = 0.01;
+
 export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
   decrease: 0.5,
   recoverPerSecond: 0.01,
@@ -54,18 +64,36 @@ export const DEFAULT_ADAPTIVE: AdaptiveOptions = {
 export type AcquireResult =
   | {
       readonly allowed: true;
-      /** The Redis server time of the grant (ms since the epoch). */
+      /** The Redis server time the send is reserved for (ms since the epoch). */
       readonly at: number;
+      /** How long until then (ms, 0 = now): the caller sends after this wait, without asking again. */
+      readonly waitMs: number;
     }
   | {
       readonly allowed: false;
-      /** When the message may try again (ms from now): its own slot, not a moment shared with others. */
+      /** When the message may ask again (ms from now): its own slot, not a moment shared with others. */
       readonly waitMs: number;
       /** The scope that held it back. */
       readonly scope: string;
-      /** `short`: the slot frees within the short wait asked for; nothing was reserved, ask again then. */
-      readonly kind: 'rate' | 'quota' | 'short';
+      readonly kind: 'rate' | 'quota';
     };
+
+/** How {@link RateLimiter.acquire} reserves, and what it tells a message it holds. */
+export interface AcquireOptions {
+  /**
+   * At most this many send intervals of the message's slowest scope ahead (and never past the horizon):
+   * each scope books a bounded stretch of its future, and a slower scope books further ahead than a faster
+   * one it shares, so it keeps its share of it. 0 or undefined: the horizon alone.
+   */
+  readonly depth?: number;
+  /** A held message is told to come back this long before its slot (at most half the horizon). */
+  readonly leadMs?: number;
+  /**
+   * The message came back for its slot and could not try to reserve (no job slot free for the wait): it is
+   * told the next free time, without taking a new place among the held messages.
+   */
+  readonly returning?: boolean;
+}
 
 /** Limits shared by every worker through Redis (see rate-limit-scripts.ts for the algorithm). */
 export class RateLimiter {
@@ -84,13 +112,28 @@ export class RateLimiter {
   }
 
   /**
-   * Takes a send slot under every scope at once, or tells how long to hold the message. A rate wait of at
-   * most `shortWaitMs` comes back as `short` without a reservation.
+   * Reserves one send time under every scope at once: the earliest time they all allow, if it is at most
+   * `horizonMs` ahead (0: only a send right now); otherwise reserves nothing and tells how long to hold
+   * the message (see {@link AcquireOptions}).
    */
-  async acquire(scopes: readonly LimitScope[], now = Date.now(), shortWaitMs = 0): Promise<AcquireResult> {
+  async acquire(
+    scopes: readonly LimitScope[],
+    now = Date.now(),
+    horizonMs = 0,
+    options: AcquireOptions = {},
+  ): Promise<AcquireResult> {
     const keys: string[] = [];
     const quotaKeys: string[] = [];
-    const args: (string | number)[] = [now, scopes.length, this.adaptive.recoverPerSecond, shortWaitMs];
+    const args: (string | number)[] = [
+      now,
+      scopes.length,
+      this.adaptive.recoverPerSecond,
+      horizonMs,
+      PACING_MARGIN,
+      options.returning ? '1' : '0',
+      options.depth ?? 0,
+      options.leadMs ?? 0,
+    ];
     for (const scope of scopes) {
       keys.push(
         this.key(scope.name, 'tat'),
@@ -100,9 +143,8 @@ export class RateLimiter {
       );
       const adaptiveOnly = scope.perSecond === undefined;
       const rate = scope.perSecond ?? scope.adaptiveBasePerSecond ?? 0;
-      const tau = scope.burstMs ?? (rate > 0 ? Math.max(100, 4000 / rate) : 0);
       const quotas = scope.quotas ?? [];
-      args.push(rate, adaptiveOnly ? '1' : '0', tau, quotas.length);
+      args.push(rate, adaptiveOnly ? '1' : '0', quotas.length);
       for (const quota of quotas) {
         const windowMs = quota.windowSeconds * 1000;
         const index = Math.floor(now / windowMs);
@@ -111,16 +153,16 @@ export class RateLimiter {
       }
     }
     const result = (await scripts.acquire.run(this.redis, [...keys, ...quotaKeys], args)) as [
-      number,
-      (number | string)?,
-      string?,
+      number | string,
+      number | string,
+      string,
     ];
-    if (result[0] === 0) return { allowed: true, at: Number(result[1]) };
+    if (result[0] === 0) return { allowed: true, at: Number(result[1]), waitMs: Number(result[2]) };
     return {
       allowed: false,
       waitMs: Number(result[0]),
       scope: scopes[Number(result[1]) - 1]!.name,
-      kind: result[2] === 'quota' || result[2] === 'short' ? result[2] : 'rate',
+      kind: result[2] === 'quota' ? 'quota' : 'rate',
     };
   }
 

@@ -142,7 +142,7 @@ describe('Redis Cluster: the ledger, rate limits and the suppression list work u
     assert.equal((await limiter.acquire([relay, group])).allowed, true);
     const second = await limiter.acquire([relay, group]);
     assert.equal(!second.allowed && second.scope, 'group:slow');
-    assert.equal(await conn.llen(`${PREFIX}:rl:relay:both:log`), 1, 'the blocked send was counted nowhere');
+    assert.equal(await conn.zcard(`${PREFIX}:rl:relay:both:log`), 1, 'the blocked send was counted nowhere');
 
     const factor = await limiter.throttled('group:slow');
     assert.ok(factor < 1, `cut to ${factor}`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { RateLimiter, type LimitScope } from '@mailroom/queue';
+import { PACING_MARGIN, RateLimiter, type LimitScope } from '@mailroom/queue';
 import { startRedis, type RedisServer } from '../../harness/redis.js';
 
 const PREFIX = '{limits-test}';
@@ -76,7 +76,7 @@ describe('RateLimiter against a real Redis', () => {
     assert.equal(!second.allowed && second.scope, 'group:slow');
     assert.equal(!second.allowed && second.kind, 'rate');
     // The relay counted only the granted send: its log holds one entry.
-    assert.equal(await conn.llen(`${PREFIX}:rl:relay:b:log`), 1);
+    assert.equal(await conn.zcard(`${PREFIX}:rl:relay:b:log`), 1);
   });
 
   it('gives held callers slots of their own, one emission interval apart, instead of one shared moment', async () => {
@@ -94,6 +94,58 @@ describe('RateLimiter against a real Redis', () => {
       gaps.every((g) => g >= 90 && g <= 110),
       `each held caller has its own slot, 100 ms after the previous one: gaps ${gaps.join(', ')} ms`,
     );
+  });
+
+  it('reserves send times up to a horizon ahead, every two at least one interval apart', async () => {
+    const scope: LimitScope = { name: 'relay:reserve', perSecond: 200 };
+    const times: number[] = [];
+    await Promise.all(
+      Array.from({ length: 300 }, async () => {
+        const r = await limiter.acquire([scope], Date.now(), 2000);
+        assert.equal(r.allowed, true, 'within the horizon: reserved');
+        if (r.allowed) times.push(r.at);
+      }),
+    );
+    times.sort((a, b) => a - b);
+    const interval = 1000 / (200 * (1 - PACING_MARGIN));
+    const closest = Math.min(...times.slice(1).map((t, i) => t - times[i]!));
+    assert.ok(
+      closest >= interval - 0.01,
+      `closest two ${closest.toFixed(3)} ms apart (interval ${interval})`,
+    );
+    assert.ok(busiest(times, 1000) <= 200, `busiest second ${busiest(times, 1000)}`);
+    // Booked back to back from the first: 300 sends over 300 intervals, no time left unused.
+    const span = times[times.length - 1]! - times[0]!;
+    assert.ok(Math.abs(span - 299 * interval) < 1, `300 sends over ${span.toFixed(1)} ms`);
+    const held = await limiter.acquire([scope], Date.now(), 100);
+    assert.equal(held.allowed, false, 'past the horizon: held, nothing reserved');
+  });
+
+  it('a send another scope holds later leaves the time before it free for this scope alone', async () => {
+    const relay: LimitScope = { name: 'relay:shared', perSecond: 100 };
+    const group: LimitScope = { name: 'group:slower', perSecond: 10 };
+    const slow: number[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const r = await limiter.acquire([relay, group], Date.now(), 1000);
+      assert.equal(r.allowed, true);
+      if (r.allowed) slow.push(r.at);
+    }
+    const fast: number[] = [];
+    for (let i = 0; i < 20; i += 1) {
+      const r = await limiter.acquire([relay], Date.now(), 1000);
+      assert.equal(r.allowed, true);
+      if (r.allowed) fast.push(r.at);
+    }
+    // The group's five are ~400 ms apart end to end; the relay's own sends go in the gaps between them
+    // (20 at 100/s take ~200 ms), not after the last of them.
+    assert.ok(
+      fast[19]! < slow[4]!,
+      `fast ones fill the gaps: last fast +${(fast[19]! - slow[0]!).toFixed(0)} ms, last slow +${(slow[4]! - slow[0]!).toFixed(0)} ms`,
+    );
+    const all = [...slow, ...fast].sort((a, b) => a - b);
+    const interval = 1000 / (100 * (1 - PACING_MARGIN));
+    const closest = Math.min(...all.slice(1).map((t, i) => t - all[i]!));
+    assert.ok(closest >= interval - 0.01, `relay sends ${closest.toFixed(3)} ms apart at the closest`);
   });
 
   it('a quota stops grants until its window ends, and counts only grants', async () => {

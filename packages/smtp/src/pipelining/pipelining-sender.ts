@@ -102,6 +102,28 @@ export class PipeliningSender implements Sender {
     await session.quit();
   }
 
+  /** Opens connections into the pool, idle, until it has `count` open or opening (at most its size). */
+  warm(count: number): void {
+    const target = Math.min(count, this.config.maxConnections);
+    while (!this.#closed && this.#sessions.size + this.#opening < target) {
+      this.#opening++;
+      openSmtpSession(this.config).then(
+        (session) => {
+          this.#opening--;
+          this.#sessions.add(session);
+          session.channel.onClose = () => this.#forget(session);
+          if (this.#pipelineTransactions) session.onBodyQueued = (s) => this.#pipelineNext(s);
+          // Idle, or straight to a message queued meanwhile (closed if the pool was closed meanwhile).
+          this.#afterTransaction(session);
+        },
+        () => {
+          this.#opening--;
+          this.#pump();
+        },
+      );
+    }
+  }
+
   /**
    * Stops taking messages. Queued messages are rejected (ECONNECTION, 'Connection pool was closed'); the
    * transactions on the wire finish, then their connections close with QUIT, as idle ones do at once.

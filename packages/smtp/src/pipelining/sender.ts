@@ -35,6 +35,12 @@ export interface Sender {
   readonly sending: number;
   /** Opens a connection, runs EHLO/STARTTLS/AUTH and closes it. Rejects with `SmtpSendError`. */
   verify(): Promise<void>;
+  /**
+   * Opens pooled connections ahead of need, up to `count` (never past the pool's size), so that a send
+   * known to be coming does not wait for a connection to be set up. Never fails: a connection that cannot
+   * be opened is left to the next send. Optional: a pool that opens connections on demand only has none.
+   */
+  warm?(count: number): void;
   /** Stops taking messages: queued ones are rejected, the ones on the wire finish, connections close. */
   close(): void;
 }
