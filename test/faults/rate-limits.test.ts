@@ -247,10 +247,12 @@ describe('rate limits and relays, across worker processes', () => {
       },
       adaptive: { decrease: 0.5, recoverPerSecond: 0.1, cooldownMs: 1000 },
     });
-    bed = bed.withWorkerEnv({ MAILROOM_RELAYS_FILE: relays });
+    // The product's default concurrency (the bed's 10 job slots leave few to reserve send times with), and
+    // the two domains interleaved, as mail to many domains arrives (see the first case).
+    bed = bed.withWorkerEnv({ MAILROOM_RELAYS_FILE: relays, MAILROOM_WORKER_CONCURRENCY: '50' });
     await bed.startWorkers();
     throttleUntil = Date.now() + 3000;
-    await bed.enqueue([...mail(400, 'busy.test'), ...mail(600, 'steady.test')]);
+    await bed.enqueue(interleave(mail(400, 'busy.test'), mail(600, 'steady.test')));
     const limiter = new RateLimiter(bed.conn, PREFIX);
     let lowest = 1;
     const watch = setInterval(() => {
