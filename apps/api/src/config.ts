@@ -1,7 +1,12 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError, MAX_ATTACHMENTS, MAX_EXTRA_HEADERS, type FieldIssue } from '@mailroom/core';
-import { parseRedisNodes, readRedisConnectionSpec, type RedisConnectionSpec } from '@mailroom/queue';
+import {
+  parseRedisNodes,
+  readRedisConnectionSpec,
+  redisConnectionSettings,
+  type RedisConnectionSpec,
+} from '@mailroom/queue';
 import { loadWebhookConfig, type WebhookEndpoint } from '@mailroom/webhooks';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
 
@@ -208,19 +213,7 @@ export function isLoopback(host: string): boolean {
 export function loadApiConfig(env: NodeJS.ProcessEnv): ApiConfig {
   const s = loadSettings(apiSettings, env, SECRET_SETTINGS);
   const issues: FieldIssue[] = [];
-  const redis = readRedisConnectionSpec(
-    {
-      url: env.MAILROOM_REDIS_URL ? s.MAILROOM_REDIS_URL : undefined,
-      cluster: s.MAILROOM_REDIS_CLUSTER,
-      sentinels: s.MAILROOM_REDIS_SENTINELS,
-      sentinelName: s.MAILROOM_REDIS_SENTINEL_NAME,
-      username: s.MAILROOM_REDIS_USERNAME,
-      password: s.MAILROOM_REDIS_PASSWORD,
-      tls: s.MAILROOM_REDIS_TLS,
-      sentinelPassword: s.MAILROOM_REDIS_SENTINEL_PASSWORD,
-    },
-    issues,
-  );
+  const redis = readRedisConnectionSpec(redisConnectionSettings(s, env), issues);
   let webhooks: readonly WebhookEndpoint[] = [];
   if (s.MAILROOM_WEBHOOKS_FILE !== undefined) {
     try {

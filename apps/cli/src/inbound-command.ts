@@ -28,6 +28,7 @@ import {
   asStoreConnection,
   createRedisConnection,
   readRedisConnectionSpec,
+  redisConnectionSettings,
   type RedisConnectionSpec,
 } from '@mailroom/queue';
 import {
@@ -271,19 +272,7 @@ export function loadInboundConfig(env: NodeJS.ProcessEnv): InboundConfig {
       message: `is required when MAILROOM_HTTP_HOST (${s.MAILROOM_HTTP_HOST}) is not a loopback address`,
     });
   }
-  const redis = readRedisConnectionSpec(
-    {
-      url: env.MAILROOM_REDIS_URL ? s.MAILROOM_REDIS_URL : undefined,
-      cluster: s.MAILROOM_REDIS_CLUSTER,
-      sentinels: s.MAILROOM_REDIS_SENTINELS,
-      sentinelName: s.MAILROOM_REDIS_SENTINEL_NAME,
-      username: s.MAILROOM_REDIS_USERNAME,
-      password: s.MAILROOM_REDIS_PASSWORD,
-      tls: s.MAILROOM_REDIS_TLS,
-      sentinelPassword: s.MAILROOM_REDIS_SENTINEL_PASSWORD,
-    },
-    issues,
-  );
+  const redis = readRedisConnectionSpec(redisConnectionSettings(s, env), issues);
   let webhooks: readonly WebhookEndpoint[] = [];
   if (s.MAILROOM_WEBHOOKS_FILE !== undefined) {
     try {

@@ -7,7 +7,12 @@ import type { RelayConfig, SenderKind } from '@mailroom/smtp';
 import { DEFAULT_VERP_LOCAL_PREFIX, validateVerpOptions, type VerpOptions } from '@mailroom/feedback';
 import { createDkimSigner, type DkimSigner } from '@mailroom/mime';
 import { loadWebhookConfig, type WebhookEndpoint } from '@mailroom/webhooks';
-import { parseRedisNodes, readRedisConnectionSpec, type RedisConnectionSpec } from '@mailroom/queue';
+import {
+  parseRedisNodes,
+  readRedisConnectionSpec,
+  redisConnectionSettings,
+  type RedisConnectionSpec,
+} from '@mailroom/queue';
 import { loadRoutingConfig, singleRelayRouting, type RoutingConfig } from './relays-config.js';
 import { booleanString, loadSettings, setting, type SettingsValues } from './settings.js';
 
@@ -370,19 +375,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
       });
     }
   }
-  const redis = readRedisConnectionSpec(
-    {
-      url: env.MAILROOM_REDIS_URL ? s.MAILROOM_REDIS_URL : undefined,
-      cluster: s.MAILROOM_REDIS_CLUSTER,
-      sentinels: s.MAILROOM_REDIS_SENTINELS,
-      sentinelName: s.MAILROOM_REDIS_SENTINEL_NAME,
-      username: s.MAILROOM_REDIS_USERNAME,
-      password: s.MAILROOM_REDIS_PASSWORD,
-      tls: s.MAILROOM_REDIS_TLS,
-      sentinelPassword: s.MAILROOM_REDIS_SENTINEL_PASSWORD,
-    },
-    issues,
-  );
+  const redis = readRedisConnectionSpec(redisConnectionSettings(s, env), issues);
   if (issues.length > 0 || redis === undefined) throw new ConfigError(issues);
 
   const envRelay: RelayConfig = {

@@ -208,6 +208,38 @@ export interface RedisConnectionSettings {
   readonly sentinelPassword?: string | undefined;
 }
 
+/** A process's parsed MAILROOM_REDIS_* settings (every process reads the same ones). */
+export interface RedisSettingValues {
+  readonly MAILROOM_REDIS_URL: string;
+  readonly MAILROOM_REDIS_CLUSTER?: string | undefined;
+  readonly MAILROOM_REDIS_SENTINELS?: string | undefined;
+  readonly MAILROOM_REDIS_SENTINEL_NAME?: string | undefined;
+  readonly MAILROOM_REDIS_USERNAME?: string | undefined;
+  readonly MAILROOM_REDIS_PASSWORD?: string | undefined;
+  readonly MAILROOM_REDIS_TLS?: boolean | undefined;
+  readonly MAILROOM_REDIS_SENTINEL_PASSWORD?: string | undefined;
+}
+
+/**
+ * The settings readRedisConnectionSpec takes, from a process's parsed values. The URL counts only when the
+ * environment set it (its default must not clash with a cluster or Sentinel).
+ */
+export function redisConnectionSettings(
+  s: RedisSettingValues,
+  env: Readonly<Record<string, string | undefined>>,
+): RedisConnectionSettings {
+  return {
+    url: env.MAILROOM_REDIS_URL ? s.MAILROOM_REDIS_URL : undefined,
+    cluster: s.MAILROOM_REDIS_CLUSTER,
+    sentinels: s.MAILROOM_REDIS_SENTINELS,
+    sentinelName: s.MAILROOM_REDIS_SENTINEL_NAME,
+    username: s.MAILROOM_REDIS_USERNAME,
+    password: s.MAILROOM_REDIS_PASSWORD,
+    tls: s.MAILROOM_REDIS_TLS,
+    sentinelPassword: s.MAILROOM_REDIS_SENTINEL_PASSWORD,
+  };
+}
+
 /**
  * Turns the settings into a spec, pushing every problem onto `issues` (named by variable) and returning
  * undefined if there is one. One of MAILROOM_REDIS_URL, _CLUSTER and _SENTINELS (the default URL when none);
